@@ -1,0 +1,1 @@
+"""Lunch accounts: ledger, cards, canteen rules, the till service and the reader daemon."""

@@ -1,0 +1,1 @@
+"""Drivers for real devices behind small interfaces: card readers and cameras."""

@@ -1,0 +1,1 @@
+"""The web application: pages for parents and staff, login, sessions and CSRF."""

@@ -1,0 +1,1 @@
+"""Shared school records: settings, database, migrations, people, devices and the audit log."""

@@ -1,0 +1,64 @@
+"""Database engines and sessions, for SQLite on one box and PostgreSQL for a town."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not pysqlite, decide when a transaction begins (BEGIN IMMEDIATE
+    # where a write follows a read); see make_engine.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # An acknowledged payment must survive a power cut.
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    begin = conn.info.get("sqlite_begin", "BEGIN")
+    conn.exec_driver_sql(begin)
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@contextmanager
+def immediate_session(engine: Engine) -> Iterator[Session]:
+    """Open a session whose first statement is `BEGIN IMMEDIATE` on SQLite."""
+    if engine.dialect.name != "sqlite":
+        with Session(engine) as session:
+            yield session
+        return
+    with engine.connect() as conn:
+        conn.info["sqlite_begin"] = "BEGIN IMMEDIATE"
+        try:
+            with Session(bind=conn) as session:
+                yield session
+        finally:
+            conn.info.pop("sqlite_begin", None)

@@ -1,0 +1,77 @@
+"""Builders for test records, so tests say only what matters to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlmodel import Session
+
+from school.models import Classroom, Pupil, Role, School, User
+from school.people import create_user, grant_role, link_guardian
+
+PASSWORD = "correct horse battery"
+START = date(2026, 9, 1)
+
+
+def school(session: Session, slug: str = "ecole", name: str = "École des Moulins") -> School:
+    record = School(slug=slug, name=name)
+    session.add(record)
+    session.flush()
+    return record
+
+
+def classroom(session: Session, school: School, name: str) -> Classroom:
+    record = Classroom(school_id=school.id, name=name)  # type: ignore[arg-type]
+    session.add(record)
+    session.flush()
+    return record
+
+
+def pupil(session: Session, room: Classroom, first: str, last: str, **fields: object) -> Pupil:
+    record = Pupil(
+        school_id=room.school_id, classroom_id=room.id, first_name=first, last_name=last,
+        external_ref=fields.pop("external_ref", f"{last}-{first}".lower()), **fields,  # type: ignore[arg-type]
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def user(session: Session, email: str, *, name: str = "", password: str = PASSWORD) -> User:
+    return create_user(session=session, email=email, full_name=name or email, password=password)
+
+
+@dataclass
+class SmallSchool:
+    school: School
+    rooms: list[Classroom]
+    pupils: list[Pupil]
+    parent: User  # guardian of pupils[0] and pupils[2], in two rooms
+    other_parent: User  # guardian of pupils[1] only
+    teacher: User
+    cashier: User
+    office: User
+    admin: User
+
+
+def small_school(session: Session) -> SmallSchool:
+    s = school(session)
+    rooms = [classroom(session, s, "CP"), classroom(session, s, "CE1")]
+    pupils = [
+        pupil(session, rooms[0], "Léa", "Martin", allergies="arachide"),
+        pupil(session, rooms[0], "Hugo", "Bernard"),
+        pupil(session, rooms[1], "Jules", "Martin"),
+    ]
+    parent = user(session, "parent@example.org", name="Anne Martin")
+    other = user(session, "other@example.org", name="Paul Bernard")
+    link_guardian(session=session, user=parent, pupil=pupils[0], starts_on=START)
+    link_guardian(session=session, user=parent, pupil=pupils[2], starts_on=START)
+    link_guardian(session=session, user=other, pupil=pupils[1], starts_on=START)
+    staff = {}
+    for role in (Role.TEACHER, Role.CASHIER, Role.OFFICE, Role.ADMIN):
+        staff[role] = user(session, f"{role.value}@example.org", name=role.value.title())
+        grant_role(session=session, user=staff[role], school=s, role=role)
+    session.commit()
+    return SmallSchool(s, rooms, pupils, parent, other, staff[Role.TEACHER],
+                       staff[Role.CASHIER], staff[Role.OFFICE], staff[Role.ADMIN])

@@ -1,0 +1,1 @@
+"""Classroom cameras: capture, privacy pipeline, fan-out hub, access policy and streaming."""
