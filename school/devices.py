@@ -11,7 +11,11 @@ from school.security import new_token, token_digest
 
 
 def add_device(
-    *, session: Session, school: School, kind: DeviceKind, name: str,
+    *,
+    session: Session,
+    school: School,
+    kind: DeviceKind,
+    name: str,
     actor_user_id: int | None = None,
 ) -> tuple[Device, str]:
     """Create a device and return it with its token, which is not stored and cannot be
@@ -26,8 +30,14 @@ def add_device(
     session.add(device)
     session.flush()
     audit.record(
-        session, action="device.add", school_id=school.id, actor_user_id=actor_user_id,
-        target_type="device", target_id=device.id or "", kind=kind.value, name=name,
+        session,
+        action="device.add",
+        school_id=school.id,
+        actor_user_id=actor_user_id,
+        target_type="device",
+        target_id=device.id or "",
+        kind=kind.value,
+        name=name,
     )
     return device, token
 
@@ -45,6 +55,10 @@ def revoke_device(*, session: Session, device: Device, actor_user_id: int | None
     device.revoked_at = utcnow()
     session.add(device)
     audit.record(
-        session, action="device.revoke", school_id=device.school_id,
-        actor_user_id=actor_user_id, target_type="device", target_id=device.id or "",
+        session,
+        action="device.revoke",
+        school_id=device.school_id,
+        actor_user_id=actor_user_id,
+        target_type="device",
+        target_id=device.id or "",
     )

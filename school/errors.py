@@ -1,10 +1,10 @@
 """Errors raised by the shared records.
 
-    SchoolError
-    ├── NotFound            a record asked for does not exist
-    ├── Conflict            a write would break a uniqueness rule
-    ├── InvalidInput        a value a person typed or a file held is not acceptable
-    └── ImportRejected      a pupil file has bad rows; nothing was written
+SchoolError
+├── NotFound            a record asked for does not exist
+├── Conflict            a write would break a uniqueness rule
+├── InvalidInput        a value a person typed or a file held is not acceptable
+└── ImportRejected      a pupil file has bad rows; nothing was written
 """
 
 from __future__ import annotations

@@ -39,8 +39,14 @@ class DeviceKind(enum.StrEnum):
 def _enum_column(enum_cls: type[enum.Enum], *, name: str, index: bool = False) -> Any:
     return Field(
         sa_column=Column(
-            SAEnum(enum_cls, name=name, native_enum=False, validate_strings=True,
-                   values_callable=lambda e: [m.value for m in e], length=32),
+            SAEnum(
+                enum_cls,
+                name=name,
+                native_enum=False,
+                validate_strings=True,
+                values_callable=lambda e: [m.value for m in e],
+                length=32,
+            ),
             nullable=False,
             index=index,
         )
@@ -129,9 +135,7 @@ class ClassroomStaff(SQLModel, table=True):
 class Guardianship(SQLModel, table=True):
     """A user's link to a pupil, bounded in time so access ends with custody or enrolment."""
 
-    __table_args__ = (
-        Index("ix_guardianship_pupil_user", "pupil_id", "user_id"),
-    )
+    __table_args__ = (Index("ix_guardianship_pupil_user", "pupil_id", "user_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="app_user.id", index=True)
@@ -196,8 +200,10 @@ class LoginFailure(SQLModel, table=True):
     """Failed sign-ins, counted per e-mail and per address to throttle guessing."""
 
     __tablename__ = "login_failure"
-    __table_args__ = (Index("ix_login_failure_email_at", "email", "at"),
-                      Index("ix_login_failure_ip_at", "ip", "at"))
+    __table_args__ = (
+        Index("ix_login_failure_email_at", "email", "at"),
+        Index("ix_login_failure_ip_at", "ip", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254)

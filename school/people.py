@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import Session, col, select
 
 from school import audit
@@ -83,12 +83,15 @@ def grant_role(*, session: Session, user: User, school: School, role: Role) -> R
     return grant
 
 
-def roles_of(session: Session, user_id: int, school_id: int | None = None) -> set[Role]:
+def roles_of(
+    session: Session, user_id: int, school_id: int | None = None, *, day: date | None = None
+) -> set[Role]:
+    """Staff roles granted, plus PARENT while the user is an active guardian on `day`."""
     query = select(RoleGrant.role).where(RoleGrant.user_id == user_id)
     if school_id is not None:
         query = query.where(RoleGrant.school_id == school_id)
-    roles = set(session.exec(query).all())
-    if children_of(session, user_id, date.today()):
+    roles = {Role(r) for r in session.exec(query).all()}
+    if children_of(session, user_id, day or date.today()):
         roles.add(Role.PARENT)
     return roles
 
@@ -145,11 +148,11 @@ def end_guardianship(
     )
 
 
-def _active_links(day: date) -> list[object]:
-    return [
+def _active_on(day: date) -> ColumnElement[bool]:
+    return and_(
         col(Guardianship.starts_on) <= day,
         or_(col(Guardianship.ends_on).is_(None), col(Guardianship.ends_on) > day),
-    ]
+    )
 
 
 def children_of(session: Session, user_id: int, day: date) -> Sequence[Pupil]:
@@ -157,7 +160,7 @@ def children_of(session: Session, user_id: int, day: date) -> Sequence[Pupil]:
     query = (
         select(Pupil)
         .join(Guardianship, col(Guardianship.pupil_id) == Pupil.id)
-        .where(Guardianship.user_id == user_id, *_active_links(day))
+        .where(Guardianship.user_id == user_id, _active_on(day))
         .distinct()
         .order_by(Pupil.last_name, Pupil.first_name)
     )
@@ -168,7 +171,7 @@ def guardians_of(session: Session, pupil_id: int, day: date) -> Sequence[User]:
     query = (
         select(User)
         .join(Guardianship, col(Guardianship.user_id) == User.id)
-        .where(Guardianship.pupil_id == pupil_id, *_active_links(day))
+        .where(Guardianship.pupil_id == pupil_id, _active_on(day))
         .order_by(User.email)
     )
     return session.exec(query).all()
@@ -176,7 +179,7 @@ def guardians_of(session: Session, pupil_id: int, day: date) -> Sequence[User]:
 
 def is_guardian_of(session: Session, user_id: int, pupil_id: int, day: date) -> bool:
     query = select(Guardianship.id).where(
-        Guardianship.user_id == user_id, Guardianship.pupil_id == pupil_id, *_active_links(day)
+        Guardianship.user_id == user_id, Guardianship.pupil_id == pupil_id, _active_on(day)
     )
     return session.exec(query).first() is not None
 

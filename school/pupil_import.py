@@ -55,8 +55,14 @@ _ALIASES: dict[str, str] = {
     **{f"responsable{i}_nom": f"guardian{i}_name" for i in range(1, GUARDIAN_SLOTS + 1)},
 }
 _COLUMNS = {
-    "pupil_ref", "last_name", "first_name", "class", "birth_date", "tariff_band",
-    "allergies", "diet_notes",
+    "pupil_ref",
+    "last_name",
+    "first_name",
+    "class",
+    "birth_date",
+    "tariff_band",
+    "allergies",
+    "diet_notes",
     *(f"guardian{i}_{k}" for i in range(1, GUARDIAN_SLOTS + 1) for k in ("email", "name")),
 }
 REQUIRED = ("pupil_ref", "last_name", "first_name", "class")
@@ -96,8 +102,11 @@ class ImportResult:
     @property
     def changed_anything(self) -> bool:
         return bool(
-            self.pupils_created or self.pupils_updated or self.classes_created
-            or self.guardians_created or self.links_created
+            self.pupils_created
+            or self.pupils_updated
+            or self.classes_created
+            or self.guardians_created
+            or self.links_created
         )
 
 
@@ -119,7 +128,7 @@ def _decode(raw: bytes) -> str:
 def _parse_date(text: str) -> date:
     for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
         try:
-            return datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a calendar date
+            return datetime.strptime(text, fmt).date()
         except ValueError:
             continue
     raise ValueError(f"birth date {text!r} is not a date (use 2017-03-04 or 04/03/2017)")
@@ -151,7 +160,9 @@ def parse(raw: bytes) -> list[PupilRow]:
     try:
         text = _decode(raw)
     except UnicodeDecodeError as exc:
-        raise ImportRejected([RowProblem(0, "the file is not text (UTF-8 or Windows-1252)")]) from exc
+        raise ImportRejected(
+            [RowProblem(0, "the file is not text (UTF-8 or Windows-1252)")]
+        ) from exc
     rows = _rows(text)
     header_line, header = next(rows, (1, []))
     columns = [_canon(h) for h in header]
@@ -171,9 +182,11 @@ def parse(raw: bytes) -> list[PupilRow]:
         if not any(v.strip() for v in values):
             continue
         if len(values) != len(columns):
-            problems.append(RowProblem(
-                line, f"expected {len(columns)} fields, found {len(values)} (row cut short?)"
-            ))
+            problems.append(
+                RowProblem(
+                    line, f"expected {len(columns)} fields, found {len(values)} (row cut short?)"
+                )
+            )
             continue
         try:
             parsed.append(_row(line, dict(zip(columns, values, strict=True))))
@@ -234,18 +247,23 @@ def _duplicates(rows: list[PupilRow]) -> list[RowProblem]:
     by_identity: dict[tuple[str, str, date], int] = {}
     for row in rows:
         if row.ref in by_ref:
-            problems.append(RowProblem(
-                row.line, f"duplicate pupil: reference {row.ref} is already on line {by_ref[row.ref]}"
-            ))
+            problems.append(
+                RowProblem(
+                    row.line,
+                    f"duplicate pupil: reference {row.ref} is already on line {by_ref[row.ref]}",
+                )
+            )
             continue
         by_ref[row.ref] = row.line
         ident = _identity(row)
         if ident is not None and ident in by_identity:
-            problems.append(RowProblem(
-                row.line,
-                f"duplicate pupil: {row.first_name} {row.last_name}, born {row.birth_date}, "
-                f"is already on line {by_identity[ident]} under another reference",
-            ))
+            problems.append(
+                RowProblem(
+                    row.line,
+                    f"duplicate pupil: {row.first_name} {row.last_name}, born {row.birth_date}, "
+                    f"is already on line {by_identity[ident]} under another reference",
+                )
+            )
         elif ident is not None:
             by_identity[ident] = row.line
     return problems
@@ -264,11 +282,13 @@ def _check_against_register(session: Session, school: School, rows: list[PupilRo
         ident = _identity(row)
         ref = by_identity.get(ident) if ident is not None else None
         if ref is not None and ref != row.ref:
-            problems.append(RowProblem(
-                row.line,
-                f"duplicate pupil: {row.first_name} {row.last_name}, born {row.birth_date}, "
-                f"is already registered under reference {ref}",
-            ))
+            problems.append(
+                RowProblem(
+                    row.line,
+                    f"duplicate pupil: {row.first_name} {row.last_name}, born {row.birth_date}, "
+                    f"is already registered under reference {ref}",
+                )
+            )
     if problems:
         raise ImportRejected(problems)
 
@@ -288,10 +308,14 @@ def import_pupils(
     rows = parse(raw)
     _check_against_register(session, school, rows)
     result = ImportResult(rows=len(rows))
-    rooms = {c.name: c for c in session.exec(
-        select(Classroom).where(Classroom.school_id == school.id)).all()}
-    pupils = {p.external_ref: p for p in session.exec(
-        select(Pupil).where(Pupil.school_id == school.id)).all()}
+    rooms = {
+        c.name: c
+        for c in session.exec(select(Classroom).where(Classroom.school_id == school.id)).all()
+    }
+    pupils = {
+        p.external_ref: p
+        for p in session.exec(select(Pupil).where(Pupil.school_id == school.id)).all()
+    }
     users: dict[str, User] = {}
     for done, row in enumerate(rows, 1):
         room = rooms.get(row.classroom)
@@ -304,16 +328,21 @@ def import_pupils(
         _apply_pupil(session, school, row, room, pupils, result)
         pupil = pupils[row.ref]
         for g in row.guardians:
-            user = users.get(g.email) or session.exec(
-                select(User).where(User.email == g.email)).first()
+            user = (
+                users.get(g.email)
+                or session.exec(select(User).where(User.email == g.email)).first()
+            )
             if user is None:
                 user = User(email=g.email, full_name=g.name)
                 session.add(user)
                 session.flush()
                 result.guardians_created += 1
             users[g.email] = user
-            before = session.exec(select(Guardianship.id).where(
-                Guardianship.user_id == user.id, Guardianship.pupil_id == pupil.id)).first()
+            before = session.exec(
+                select(Guardianship.id).where(
+                    Guardianship.user_id == user.id, Guardianship.pupil_id == pupil.id
+                )
+            ).first()
             if before is None:
                 link_guardian(session=session, user=user, pupil=pupil, starts_on=today)
                 result.links_created += 1
@@ -321,16 +350,27 @@ def import_pupils(
             progress(done, len(rows))
     if result.changed_anything:
         audit.record(
-            session, action="pupils.import", school_id=school.id, actor_user_id=actor_user_id,
-            target_type="school", target_id=school.id or "", source=Path(source).name,
-            rows=result.rows, created=result.pupils_created, updated=result.pupils_updated,
+            session,
+            action="pupils.import",
+            school_id=school.id,
+            actor_user_id=actor_user_id,
+            target_type="school",
+            target_id=school.id or "",
+            source=Path(source).name,
+            rows=result.rows,
+            created=result.pupils_created,
+            updated=result.pupils_updated,
         )
     return result
 
 
 def _apply_pupil(
-    session: Session, school: School, row: PupilRow, room: Classroom,
-    pupils: dict[str, Pupil], result: ImportResult,
+    session: Session,
+    school: School,
+    row: PupilRow,
+    room: Classroom,
+    pupils: dict[str, Pupil],
+    result: ImportResult,
 ) -> None:
     wanted = {
         "first_name": row.first_name,

@@ -41,8 +41,12 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(environment="test", data_dir=tmp_path / "var", secret_key="t" * 40,
-                    database_url=f"sqlite:///{tmp_path / 'moulin.db'}")
+    return Settings(
+        environment="test",
+        data_dir=tmp_path / "var",
+        secret_key="t" * 40,
+        database_url=f"sqlite:///{tmp_path / 'moulin.db'}",
+    )
 
 
 @pytest.fixture(scope="session")

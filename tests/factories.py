@@ -30,8 +30,12 @@ def classroom(session: Session, school: School, name: str) -> Classroom:
 
 def pupil(session: Session, room: Classroom, first: str, last: str, **fields: object) -> Pupil:
     record = Pupil(
-        school_id=room.school_id, classroom_id=room.id, first_name=first, last_name=last,
-        external_ref=fields.pop("external_ref", f"{last}-{first}".lower()), **fields,  # type: ignore[arg-type]
+        school_id=room.school_id,
+        classroom_id=room.id,
+        first_name=first,
+        last_name=last,
+        external_ref=fields.pop("external_ref", f"{last}-{first}".lower()),
+        **fields,  # type: ignore[arg-type]
     )
     session.add(record)
     session.flush()
@@ -73,5 +77,14 @@ def small_school(session: Session) -> SmallSchool:
         staff[role] = user(session, f"{role.value}@example.org", name=role.value.title())
         grant_role(session=session, user=staff[role], school=s, role=role)
     session.commit()
-    return SmallSchool(s, rooms, pupils, parent, other, staff[Role.TEACHER],
-                       staff[Role.CASHIER], staff[Role.OFFICE], staff[Role.ADMIN])
+    return SmallSchool(
+        s,
+        rooms,
+        pupils,
+        parent,
+        other,
+        staff[Role.TEACHER],
+        staff[Role.CASHIER],
+        staff[Role.OFFICE],
+        staff[Role.ADMIN],
+    )

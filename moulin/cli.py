@@ -1,0 +1,36 @@
+"""The `moulin` command: one entry point for operators, developers and the demo."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from moulin.commands import db, devices, imports, people, serve
+
+app = typer.Typer(
+    help="Moulin: a school's cashless canteen and classroom webcams.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(people.school_app, name="school")
+app.add_typer(people.user_app, name="user")
+app.add_typer(devices.app, name="device")
+app.add_typer(imports.app, name="import")
+app.command("serve")(serve.serve)
+app.command("demo")(serve.demo)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,88 @@
+"""`moulin serve` and `moulin demo`: run the web server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import typer
+import uvicorn
+from sqlmodel import Session
+
+from moulin import context, demo_data
+from school.db import make_engine
+from school.migrate import current_revision, head_revision, upgrade
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Address to listen on (default from settings)."),
+    port: int | None = typer.Option(None, help="Port to listen on (default from settings)."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (PostgreSQL only for >1)."),
+) -> None:
+    """Run the web server (parents' and staff pages, till and camera APIs)."""
+    settings = context.load_settings()
+    eng = context.engine(settings)
+    current, head = current_revision(eng), head_revision(eng)
+    eng.dispose()
+    if current != head:
+        context.fail(
+            f"database schema is at {current or 'empty'}, not {head}: run `moulin db upgrade` first"
+        )
+    if workers > 1 and settings.effective_database_url.startswith("sqlite"):
+        context.fail("several workers need PostgreSQL (MOULIN_DATABASE_URL)")
+    uvicorn.run(
+        "moulin.asgi:app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_level="info",
+    )
+
+
+def demo(
+    port: int = typer.Option(8000, help="Port to serve the demo on."),
+    host: str = typer.Option("127.0.0.1", help="Address to serve the demo on."),
+    data_dir: Path = typer.Option(Path("var/demo"), help="Where the demo school is created."),
+    serve_it: bool = typer.Option(True, "--serve/--no-serve", help="Start the server."),
+) -> None:
+    """Create a fresh demo school in ./var/demo/ and serve it."""
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    db_url = f"sqlite:///{(data_dir / 'moulin.db').resolve()}"
+    os.environ.update(
+        MOULIN_DATA_DIR=str(data_dir), MOULIN_DATABASE_URL=db_url, MOULIN_ENVIRONMENT="development"
+    )
+    eng = make_engine(db_url)
+    upgrade(eng)
+    with Session(eng) as session:
+        today = datetime.now(ZoneInfo("Europe/Paris")).date()
+        logins = demo_data.seed(session, today=today)
+        session.commit()
+    eng.dispose()
+    _print_welcome(host, port, logins)
+    if serve_it:
+        uvicorn.run("moulin.asgi:app", factory=True, host=host, port=port, log_level="warning")
+
+
+def _print_welcome(host: str, port: int, logins: list[demo_data.DemoLogin]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Demo logins (password for all: {demo_data.DEMO_PASSWORD})")
+    table.add_column("e-mail")
+    table.add_column("role")
+    table.add_column("who")
+    for login in logins:
+        table.add_row(login.email, login.role, login.what)
+    context.console.print(table)
+    context.console.print(
+        f"\n[bold green]Moulin demo:[/] open http://{host}:{port}/ in a browser "
+        "(Ctrl+C to stop).\n",
+        highlight=False,
+    )

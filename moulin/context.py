@@ -1,0 +1,43 @@
+"""What every command needs: the settings, an engine, and a way to fail clearly."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from school.db import make_engine
+from school.errors import NotFound
+from school.models import School
+from school.people import get_school
+from school.settings import Settings
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    errors.print(f"[bold red]Error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fail(f"bad configuration: {exc}")
+
+
+def engine(settings: Settings | None = None) -> Engine:
+    return make_engine((settings or load_settings()).effective_database_url)
+
+
+def school(session: Session, slug: str | None) -> School:
+    try:
+        return get_school(session, slug)
+    except NotFound as exc:
+        fail(str(exc))

@@ -1,0 +1,3 @@
+"""Imports every package's tables, so that metadata-wide operations see them all."""
+
+import school.models  # noqa: F401
