@@ -65,7 +65,8 @@ def test_user_add_hashes_the_password_and_grants_roles(run, db: Session) -> None
     ).output
     assert "cantine@example.org added (cashier)" in out
     user = db.exec(select(User)).one()
-    assert user.password_hash and user.password_hash.startswith("$argon2")
+    assert user.password_hash
+    assert user.password_hash.startswith("$argon2")
     assert verify_password("a long enough secret", user.password_hash)
     assert db.exec(select(RoleGrant.role)).all() == [Role.CASHIER]
 
@@ -75,9 +76,11 @@ def test_user_add_refuses_a_duplicate_and_a_short_password(run, db: Session) -> 
     dup = run(
         "user", "add", "A@example.org", "--password-stdin", stdin="another long one\n", ok=False
     )
-    assert dup.exit_code == 1 and "already exists" in dup.output
+    assert dup.exit_code == 1
+    assert "already exists" in dup.output
     short = run("user", "add", "b@example.org", "--password-stdin", stdin="short\n", ok=False)
-    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    assert short.exit_code == 1
+    assert "at least 10 characters" in short.output
     assert len(db.exec(select(User)).all()) == 1
 
 
@@ -88,7 +91,8 @@ def test_device_token_is_printed_once_and_stored_hashed(run, db: Session) -> Non
     device = db.exec(select(Device)).one()
     assert token not in device.token_sha256
     found = device_for_token(db, token)
-    assert found is not None and found.id == device.id
+    assert found is not None
+    assert found.id == device.id
     assert device_for_token(db, token + "x") is None
 
 
@@ -129,7 +133,8 @@ def test_db_check_passes_then_names_a_problem(run, db: Session) -> None:  # type
 
 def test_school_add_refuses_a_bad_time_zone(run) -> None:  # type: ignore[no-untyped-def]
     result = run("school", "add", "x", "--name", "X", "--timezone", "Mars/Olympus", ok=False)
-    assert result.exit_code == 1 and "unknown time zone" in result.output
+    assert result.exit_code == 1
+    assert "unknown time zone" in result.output
 
 
 def test_serve_refuses_an_unmigrated_database(

@@ -72,7 +72,8 @@ def test_emails_are_normalised_and_unique(session: Session) -> None:
 
 def test_passwords_are_argon2_and_salted() -> None:
     a, b = hash_password("same password"), hash_password("same password")
-    assert a.startswith("$argon2id$") and a != b
+    assert a.startswith("$argon2id$")
+    assert a != b
     assert verify_password("same password", a)
     assert not verify_password("Same password", a)
     assert not verify_password("anything", None)
@@ -82,4 +83,4 @@ def test_naive_datetimes_are_refused() -> None:
     from datetime import datetime
 
     with pytest.raises(ValueError, match="naive"):
-        UTCDateTime().process_bind_param(datetime(2026, 1, 1), None)  # type: ignore[arg-type]  # noqa: DTZ001
+        UTCDateTime().process_bind_param(datetime(2026, 1, 1), None)  # type: ignore[arg-type]
