@@ -1,0 +1,114 @@
+"""`moulin demo` end to end: a fresh demo school, served, and a parent signing in."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
+from moulin.demo_data import DEMO_PASSWORD
+from school.db import make_engine
+from school.models import Classroom, Pupil, Role, RoleGrant, User
+from school.people import children_of
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data = tmp_path_factory.mktemp("demo") / "var" / "demo"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOULIN_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moulin.cli", "demo", "--port", str(port), "--data-dir", str(data)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read() if proc.stdout else ""
+                pytest.fail(f"moulin demo did not start:\n{out}")
+            time.sleep(0.2)
+        yield base, data
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert "parent@demo.moulin" in out
+    assert f"http://127.0.0.1:{port}/" in out
+
+
+def _login(base: str, email: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, follow_redirects=True, timeout=10)
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    resp = client.post(
+        "/login",
+        data={"email": email, "password": DEMO_PASSWORD, "csrf_token": token.group(1), "next": "/"},
+    )
+    assert resp.status_code == 200
+    return client
+
+
+def test_demo_school_has_three_classes_of_pupils_and_the_staff(demo: tuple[str, Path]) -> None:
+    _, data = demo
+    with Session(make_engine(f"sqlite:///{data / 'moulin.db'}")) as session:
+        assert len(session.exec(select(Classroom)).all()) == 3
+        assert 55 <= len(session.exec(select(Pupil)).all()) <= 65
+        staff = {
+            (u, r)
+            for u, r in session.exec(
+                select(User.email, RoleGrant.role).join(RoleGrant, RoleGrant.user_id == User.id)
+            )
+        }
+        assert {
+            ("admin@demo.moulin", Role.ADMIN),
+            ("cashier@demo.moulin", Role.CASHIER),
+            ("office@demo.moulin", Role.OFFICE),
+            ("teacher@demo.moulin", Role.TEACHER),
+        } <= staff
+
+
+def test_demo_parent_sees_exactly_their_two_children(demo: tuple[str, Path]) -> None:
+    base, data = demo
+    with Session(make_engine(f"sqlite:///{data / 'moulin.db'}")) as session:
+        parent = session.exec(select(User).where(User.email == "parent@demo.moulin")).one()
+        children = children_of(session, parent.id, date.today())  # type: ignore[arg-type]
+        mine = {p.full_name for p in children}
+        rooms = {p.classroom_id for p in children}
+        everyone = {p.full_name for p in session.exec(select(Pupil)).all()}
+    assert len(mine) == 2
+    assert len(rooms) == 2
+    client = _login(base, "parent@demo.moulin")
+    try:
+        page = client.get("/parent").text
+    finally:
+        client.close()
+    shown = {html.unescape(n) for n in re.findall(r'href="/parent/children/\d+">([^<]+)</a>', page)}
+    assert shown == mine
+    assert mine < everyone
