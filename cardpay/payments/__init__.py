@@ -1,0 +1,1 @@
+"""Online top-ups through a payment provider: Stripe Checkout, or a demo provider."""
