@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 import pytest
@@ -110,7 +110,7 @@ def test_a_signed_but_malformed_session_is_rejected(
 class _FakeStripeApi(BaseHTTPRequestHandler):
     """Stripe's API as seen on the wire: a form-encoded POST answered with JSON."""
 
-    requests: list[tuple[str, dict[str, list[str]], str | None]] = []
+    requests: ClassVar[list[tuple[str, dict[str, list[str]], str | None]]] = []
     status = 200
 
     def do_POST(self) -> None:
