@@ -1,0 +1,1 @@
+"""The reader daemon beside each till: reads cards, journals taps, asks the server."""
