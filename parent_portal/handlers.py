@@ -1,0 +1,92 @@
+"""Exception handlers: errors become HTML pages for browsers and JSON for programs."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from parent_portal.deps import get_clock, get_settings
+from parent_portal.errors import (
+    CsrfRejected,
+    LoginRequired,
+    LoginThrottled,
+    PortalError,
+    status_for,
+)
+from parent_portal.i18n import translator
+from parent_portal.sessions import SESSION_COOKIE, clear_session_cookie
+from parent_portal.templating import language_of, render
+from school.errors import SchoolError
+
+logger = logging.getLogger(__name__)
+
+# Error pages show a message from the catalogs, never the exception's own text, which
+# may name records the visitor should not learn about.
+_MESSAGES = {400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
+             409: "error.409", 429: "error.429"}
+
+
+def wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "*/*")
+    return "text/html" in accept or "*/*" in accept
+
+
+def _retry_message(request: Request, exc: LoginThrottled) -> tuple[str, dict[str, str]]:
+    t = translator(language_of(request))
+    now = get_clock(request)()
+    minutes = max(1, math.ceil((exc.retry_at - now).total_seconds() / 60))
+    local = exc.retry_at.astimezone(ZoneInfo(get_settings(request).default_timezone))
+    message = t("error.429.detail", minutes=minutes, time=local.strftime("%H:%M"))
+    seconds = max(1, math.ceil((exc.retry_at - now).total_seconds()))
+    return message, {"Retry-After": str(seconds)}
+
+
+def error_response(request: Request, status: int, message: str | None = None,
+                   headers: Mapping[str, str] | None = None) -> Response:
+    t = translator(language_of(request))
+    text = message or t(_MESSAGES.get(status, "error.generic"))
+    if not wants_html(request):
+        return JSONResponse({"detail": text}, status_code=status, headers=headers)
+    return render(request, "error.html", {"status": status, "message": text},
+                  status_code=status, headers=headers)
+
+
+async def handle_login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    if not wants_html(request):
+        return JSONResponse({"detail": "sign-in required"}, status_code=401)
+    response = RedirectResponse("/login?" + urlencode({"next": exc.next_url}), status_code=303)
+    if SESSION_COOKIE in request.cookies:
+        clear_session_cookie(response, get_settings(request))
+    return response
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """The one mapping of our errors, and the shared records' errors, to HTTP."""
+    status = status_for(exc)
+    if isinstance(exc, LoginThrottled):
+        message, headers = _retry_message(request, exc)
+        return error_response(request, status, message, headers)
+    if isinstance(exc, CsrfRejected):
+        logger.info("refused a form without a valid token on %s", request.url.path)
+        return error_response(request, status, translator(language_of(request))("error.csrf"))
+    return error_response(request, status)
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(request, exc.status_code, headers=exc.headers)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LoginRequired, handle_login_required)
+    app.add_exception_handler(PortalError, handle_error)
+    app.add_exception_handler(SchoolError, handle_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)

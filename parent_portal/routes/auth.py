@@ -1,0 +1,107 @@
+"""Sign-in and sign-out pages."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from parent_portal import sessions, throttle
+from parent_portal.csrf import anonymous_token, set_anonymous_cookie
+from parent_portal.deps import ClockDep, SessionDep, SettingsDep, SignedInDep
+from parent_portal.errors import LoginThrottled
+from parent_portal.i18n import translator
+from parent_portal.templating import language_of, render
+from school import audit
+from school.people import get_user_by_email
+from school.security import verify_password
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+FormText = Annotated[str, Form()]
+
+
+def safe_next(target: str) -> str:
+    """Only a path on this site: an open redirect would make phishing links look like ours."""
+    if target.startswith("/") and not target.startswith(("//", "/\\")) and "\\" not in target:
+        return target
+    return "/"
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _login_page(request: Request, *, next_url: str, email: str = "", error: str = "",
+                status_code: int = 200) -> Response:
+    token = anonymous_token(request)
+    response = render(request, "login.html", {
+        "csrf_token": token, "next_url": safe_next(next_url), "email": email, "error": error,
+    }, status_code=status_code)
+    set_anonymous_cookie(request, response, token)
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request, signed_in: SignedInDep, next: str = "/") -> Response:
+    if signed_in is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return _login_page(request, next_url=next)
+
+
+@router.post("/login")
+def login(
+    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep,
+    email: FormText = "", password: FormText = "", next: FormText = "/",
+) -> Response:
+    now, ip = clock(), client_ip(request)
+    retry_at = throttle.locked_until(session=session, email=email, ip=ip, now=now,
+                                     settings=settings)
+    if retry_at is not None:
+        # Refused before the password is looked at, so a locked account cannot be
+        # probed by timing, and guessing costs the attacker nothing but time.
+        audit.record(session, action="login.throttled", ip=ip)
+        session.commit()
+        raise LoginThrottled(retry_at)
+    user = get_user_by_email(session, email)
+    verified = verify_password(password, user.password_hash if user else None)
+    if user is None or not verified or not user.is_active:
+        throttle.record_failure(session=session, email=email, ip=ip, now=now)
+        audit.record(session, action="login.failure", actor_user_id=user.id if user else None,
+                     ip=ip, known_account=user is not None)
+        session.commit()
+        logger.info("failed sign-in from %s", ip)
+        t = translator(language_of(request))
+        return _login_page(request, next_url=next, email=email, error=t("login.failed"),
+                           status_code=401)
+    # A cookie set before sign-in (perhaps planted by someone else) is never promoted.
+    sessions.revoke_by_token(session=session, now=now,
+                             token=request.cookies.get(sessions.SESSION_COOKIE, ""))
+    throttle.clear_failures(session=session, email=email)
+    _, token = sessions.start_session(
+        session=session, user=user, now=now, settings=settings, ip=ip,
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    audit.record(session, action="login.success", actor_user_id=user.id, ip=ip)
+    session.commit()
+    response = RedirectResponse(safe_next(next), status_code=303)
+    sessions.set_session_cookie(response, token, settings)
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep,
+    signed_in: SignedInDep,
+) -> Response:
+    if signed_in is not None:
+        sessions.revoke(session=session, web_session=signed_in.web_session, now=clock())
+        audit.record(session, action="logout", actor_user_id=signed_in.user.id,
+                     ip=client_ip(request))
+        session.commit()
+    response = RedirectResponse("/login", status_code=303)
+    sessions.clear_session_cookie(response, settings)
+    return response

@@ -1,0 +1,63 @@
+"""Staff pages: their school's classes and the pupils in each."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from starlette.responses import Response
+
+from parent_portal.access import StaffViewer, staff_school_ids
+from parent_portal.deps import SessionDep
+from parent_portal.routes.auth import client_ip
+from parent_portal.templating import render
+from school import audit
+from school.errors import NotFound
+from school.models import Classroom, Pupil
+from school.people import classrooms_of, pupils_in, staff_schools
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+
+def pupil_counts(session: Session, classroom_ids: list[int]) -> dict[int, int]:
+    """Pupils still enrolled in each classroom, in one query."""
+    rows = session.exec(
+        select(Pupil.classroom_id, func.count())
+        .where(col(Pupil.classroom_id).in_(classroom_ids), col(Pupil.left_on).is_(None))
+        .group_by(col(Pupil.classroom_id))
+    ).all()
+    return {room_id: count for room_id, count in rows if room_id is not None}
+
+
+@router.get("/staff")
+def staff_home(request: Request, viewer: StaffViewer, session: SessionDep) -> Response:
+    schools = [
+        (school, list(classrooms_of(session, school.id)))
+        for school in staff_schools(session, viewer.user_id)
+        if school.id is not None
+    ]
+    room_ids = [room.id for _, rooms in schools for room in rooms if room.id is not None]
+    return render(request, "staff_home.html", {
+        "schools": schools, "counts": pupil_counts(session, room_ids),
+    })
+
+
+@router.get("/staff/classes/{classroom_id}")
+def staff_class(
+    request: Request, classroom_id: int, viewer: StaffViewer, session: SessionDep
+) -> Response:
+    room = session.get(Classroom, classroom_id)
+    if room is None or room.school_id not in staff_school_ids(session, viewer.user_id):
+        # Another school's class answers like a missing one.
+        audit.record(session, action="access.denied", actor_user_id=viewer.user_id,
+                     target_type="classroom", target_id=classroom_id, ip=client_ip(request),
+                     page="staff.class")
+        session.commit()
+        logger.info("user %s denied classroom %s", viewer.user_id, classroom_id)
+        raise NotFound("no such class")
+    return render(request, "staff_class.html", {
+        "room": room, "pupils": list(pupils_in(session, classroom_id)),
+    })
