@@ -1,0 +1,127 @@
+"""The pages in headless Chromium: what a parent and a member of staff actually see."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy.engine import Engine
+
+from parent_portal.app import create_app
+from school.settings import Settings
+from tests.conftest import FakeClock
+from tests.factories import PASSWORD, SmallSchool
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture
+def live_server(settings: Settings, engine: Engine, clock: FakeClock,
+                small_school: SmallSchool) -> Iterator[str]:
+    """The portal under uvicorn on a free local port, in a thread stopped after the test."""
+    app = create_app(settings, engine, clock=clock)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    # No websockets or lifespan: nothing here needs them, and importing the websockets
+    # library can warn, which this test run turns into errors.
+    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="off",
+                            http="h11", loop="asyncio")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive(), "server thread died"
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1024, "height": 640}, locale="fr-FR")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def sign_in(page: Page, base: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Adresse e-mail").fill(email)
+    page.get_by_label("Mot de passe").fill(password)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_load_state()
+
+
+def test_parent_sees_their_two_children(live_server: str, page: Page) -> None:
+    sign_in(page, live_server, "parent@example.org")
+    assert page.url == f"{live_server}/parent"
+    names = page.locator("li.child h2").all_inner_texts()
+    assert sorted(names) == ["Jules Martin", "Léa Martin"]
+    assert "Hugo" not in page.content()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "parent-home.png"), full_page=True)
+
+    page.get_by_role("link", name="Léa Martin").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Léa Martin"
+    assert page.get_by_text("arachide").is_visible()
+
+    page.get_by_role("button", name="Se déconnecter").click()
+    page.wait_for_load_state()
+    assert page.url == f"{live_server}/login"
+
+
+def test_staff_see_the_classes(live_server: str, page: Page) -> None:
+    sign_in(page, live_server, "teacher@example.org")
+    assert page.url == f"{live_server}/staff"
+    rows = page.locator("table.classes tbody tr").all_inner_texts()
+    assert [" ".join(row.split()) for row in rows] == ["CE1 1", "CP 2"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "staff-home.png"), full_page=True)
+
+    page.get_by_role("link", name="CP").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Classe CP"
+    assert page.get_by_role("rowheader").all_inner_texts() == ["Bernard Hugo", "Martin Léa"]
+
+
+def test_wrong_password_shows_an_error(live_server: str, page: Page) -> None:
+    sign_in(page, live_server, "parent@example.org", "not the password")
+    assert page.url.startswith(f"{live_server}/login")
+    assert page.get_by_role("alert").inner_text() == "Adresse e-mail ou mot de passe incorrect."
+
+
+def test_language_switch(live_server: str, page: Page) -> None:
+    page.goto(f"{live_server}/login")
+    page.get_by_role("link", name="English").click()
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.get_by_role("heading", level=1).inner_text() == "Sign in"
