@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 
@@ -9,6 +10,7 @@ from sqlmodel import Session
 
 from school.models import Classroom, Pupil, Role, School, User
 from school.people import create_user, grant_role, link_guardian
+from school.security import hash_password
 
 PASSWORD = "correct horse battery"
 START = date(2026, 9, 1)
@@ -42,8 +44,17 @@ def pupil(session: Session, room: Classroom, first: str, last: str, **fields: ob
     return record
 
 
+@functools.cache
+def _hash(password: str) -> str:
+    # argon2 is slow on purpose; one hash per password per test run keeps tests quick.
+    return hash_password(password)
+
+
 def user(session: Session, email: str, *, name: str = "", password: str = PASSWORD) -> User:
-    return create_user(session=session, email=email, full_name=name or email, password=password)
+    record = create_user(session=session, email=email, full_name=name or email)
+    record.password_hash = _hash(password)
+    session.add(record)
+    return record
 
 
 @dataclass

@@ -4,25 +4,18 @@ and helpers that sign in the way a browser does (GET the form, POST it with its 
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
-from httpx import Response
+from httpx2 import Response
 from sqlalchemy.engine import Engine
-from starlette.exceptions import StarletteDeprecationWarning
+from starlette.testclient import TestClient
 
 from parent_portal.app import create_app
 from school.settings import Settings
 from tests.conftest import FakeClock
 from tests.factories import PASSWORD
-
-with warnings.catch_warnings():
-    # Starlette 1.x prefers the httpx2 package for its test client and warns once, at
-    # import, when it finds only httpx; the client works the same with either.
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
