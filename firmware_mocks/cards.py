@@ -13,6 +13,7 @@ import enum
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 from firmware_mocks import sun
 
@@ -26,6 +27,18 @@ VERSION_424 = (
     bytes.fromhex("04040230001105"),  # hardware: NXP, NTAG, 424 DNA, 416 bytes, ISO 14443-4
     bytes.fromhex("04040201001105"),  # software
 )
+
+
+GARBAGE = bytes.fromhex("133742")  # three bytes ending in no known status word
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """Misbehave once, on the first command that starts with ``on`` (any if empty):
+    answer garbage, or vanish (leave the field) without answering."""
+
+    action: Literal["garbage", "vanish"]
+    on: bytes = b""
 
 
 class Kind(enum.Enum):

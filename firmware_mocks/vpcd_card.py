@@ -23,24 +23,16 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 from firmware_mocks.apdu import ApduSession
-from firmware_mocks.cards import CardState, Feedback, Kind
+from firmware_mocks.cards import GARBAGE, CardState, Fault, Feedback, Kind
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["Fault", "Kind", "Tap", "TapResult", "VirtualCard"]
+
 VPCD_PORT = 35963
 _CTRL_ON, _CTRL_RESET, _CTRL_ATR = 0x01, 0x02, 0x04
-GARBAGE = bytes.fromhex("133742")  # three bytes that end in no known status word
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """Misbehave once, on the first APDU that starts with ``on`` (any APDU if empty)."""
-
-    action: Literal["garbage", "vanish"]
-    on: bytes = b""
 
 
 @dataclass

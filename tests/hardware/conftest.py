@@ -36,7 +36,7 @@ def nfc_rig() -> Iterator[NfcRig]:
     rig.close()
 
 
-@pytest.fixture(params=["pcsc"])
+@pytest.fixture(params=["pcsc", "nfc"])
 def rig(request: pytest.FixtureRequest) -> Rig:
     """Every reader driver in turn, with its mock."""
     fixture: Rig = request.getfixturevalue(f"{request.param}_rig")

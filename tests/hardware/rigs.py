@@ -3,10 +3,13 @@ contract test suite can run against every driver."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Literal, Protocol
 
-from firmware_mocks.cards import Kind
-from firmware_mocks.vpcd_card import Fault, TapResult, VirtualCard
+from firmware_mocks.cards import CardState, Fault, Kind
+from firmware_mocks.nfc_tag import TagEmulator
+from firmware_mocks.vpcd_card import VirtualCard
 from hardware.readers import CardKind, CardReader, open_reader
 from tests.hardware.pcscd import Pcscd
 
@@ -83,13 +86,32 @@ class NfcRig:
     kinds = (Kind.NTAG215,)
 
     def __init__(self) -> None:
-        raise NotImplementedError
+        self.emulator = TagEmulator()
+        self.reader = open_reader(f"nfc:{self.emulator.path}")
+
+    def card(self, kind: Kind) -> CardState:
+        return CardState(kind, UIDS[kind])
+
+    def tap(self, card: object, hold_ms: float = 8000, until_feedback: bool = True) -> Running:
+        assert isinstance(card, CardState)
+        # nfcpy readers show no feedback, so a tap 'until feedback' is a short one.
+        hold = min(hold_ms, 1500) if until_feedback else hold_ms
+        return _Thread(lambda: self.emulator.tap(card, hold))
+
+    def fault(self, card: object, action: FaultAction) -> None:
+        self.emulator.inject(Fault(action, on=b"\x30"))  # on the READ after activation
 
     def close(self) -> None:
-        pass
+        self.reader.close()
+        self.emulator.close()
 
 
-def tap_result(running: Running) -> TapResult:
-    result = running.result(10)
-    assert isinstance(result, TapResult)
-    return result
+class _Thread:
+    def __init__(self, target: Callable[[], None]) -> None:
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+
+    def result(self, timeout: float | None = None) -> object:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive()
+        return None
