@@ -119,6 +119,7 @@ class Watcher:
     _backoff: float = 0.1
     _unavailable_since: float | None = None
     _missing_reader: bool = False
+    _cancelled: bool = False
 
     def _establish(self) -> int | None:
         hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
@@ -144,6 +145,7 @@ class Watcher:
 
     def cancel(self) -> None:
         """Wake a thread blocked in :meth:`wait` (from any thread)."""
+        self._cancelled = True
         if self.context is not None:
             scard.SCardCancel(self.context)
 
@@ -172,9 +174,11 @@ class Watcher:
                 self.drop_context()
                 continue
             if found is _Outcome.STOP:
-                return None
+                break
             if found is not _Outcome.RETRY:
                 return found
+        if self._cancelled:
+            return None
         if self._unavailable_since is not None:
             raise ReaderUnavailable("pcscd is not reachable; is the pcscd service running?")
         if self._missing_reader:
@@ -186,7 +190,7 @@ class Watcher:
         """One blocking status call: a new card, or what to do next."""
         readers = self._readers(context)
         if not readers and not self._missing_reader:
-            logger.warning("no PC/SC reader %s; waiting for one", self.name_filter or "")
+            logger.warning("no PC/SC reader matching %r; waiting for one", self.name_filter or "*")
         self._missing_reader = not readers
         names = [*readers, PNP]
         request = [(n, self._states.get(n, scard.SCARD_STATE_UNAWARE)) for n in names]

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.cmac import CMAC
 from firmware_mocks.cards import Kind
 from firmware_mocks.vpcd_card import VirtualCard
 from hardware.errors import CardProtocolError, CardRemoved, ReaderUnavailable
-from hardware.readers import CardKind, CardRead
+from hardware.readers import CardKind, CardRead, open_reader
+from tests.hardware.pcscd import Pcscd
 from tests.hardware.rigs import EXPECTED_KIND, UIDS, PcscRig, Rig
 
 WAIT = 10.0  # pcscd notices a vpcd card within 400 ms; be generous on a loaded machine
@@ -154,3 +155,14 @@ def test_pcsc_a_wait_survives_a_pcscd_restart(pcsc_rig: PcscRig) -> None:
     taps[0].result(WAIT)
     assert read is not None
     assert read.kind is CardKind.NTAG215
+
+
+def test_pcsc_a_missing_reader_is_reported_without_spinning(pcscd: Pcscd) -> None:
+    reader = open_reader("pcsc:No Such Reader")
+    try:
+        cpu = time.process_time()
+        with pytest.raises(ReaderUnavailable, match="No Such Reader"):
+            reader.wait_for_card(1.5)
+        assert time.process_time() - cpu < 0.5
+    finally:
+        reader.close()
