@@ -162,8 +162,8 @@ class PcscReader:
             if context is None:
                 raise ReaderUnavailable("PC/SC context lost")
             card = CardLink(context, reader)
-        except CardRemoved as exc:
-            logger.warning("card left %s before it could be read (%s)", reader, exc)
+        except HardwareError as exc:
+            self._log_failure(reader, exc)
             raise
         try:
             read = identify(card, atr, profile_for(reader))
