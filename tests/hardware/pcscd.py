@@ -1,0 +1,140 @@
+"""A pcscd for the test run: started in the foreground with only the vpcd driver, on a
+free TCP port, and stopped (or restarted, for fault tests) by the tests themselves."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from smartcard import scard
+
+VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+PID_FILE = Path("/run/pcscd/pcscd.pid")
+READER = "Virtual PCD 00 00"
+HINT = "run `make test`, which installs pcscd and vsmartcard-vpcd"
+
+
+class PcscdMissing(RuntimeError):
+    pass
+
+
+def _port_pair_free(port: int) -> bool:
+    for p in (port, port + 1):  # vpcd opens two readers, on port and port + 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+    return True
+
+
+def _free_port_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < 65000 and _port_pair_free(port):
+            return port
+    raise RuntimeError("no two free consecutive TCP ports for vpcd")
+
+
+def _other_pcscd_running() -> int | None:
+    try:
+        pid = int(PID_FILE.read_text().replace("\x00", "").strip())  # pcscd writes a NUL
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+class Pcscd:
+    def __init__(self) -> None:
+        binary = shutil.which("pcscd") or shutil.which("pcscd", path="/usr/sbin:/sbin")
+        if binary is None or not VPCD_DRIVER.exists():
+            raise PcscdMissing(f"pcscd or the vpcd driver is not installed: {HINT}")
+        self.binary = binary
+        self.root = Path(tempfile.mkdtemp(prefix="moulin-pcscd-"))
+        self.port = _free_port_pair()
+        conf = self.root / "reader.conf.d"
+        conf.mkdir()
+        (conf / "vpcd").write_text(
+            'FRIENDLYNAME "Virtual PCD"\n'
+            f"DEVICENAME   /dev/null:0x{self.port:04X}\n"
+            f"LIBPATH      {VPCD_DRIVER}\n"
+            f"CHANNELID    0x{self.port:04X}\n"
+        )
+        self.conf = conf
+        self.log = self.root / "pcscd.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        other = _other_pcscd_running()
+        if other is not None:
+            raise PcscdMissing(
+                f"another pcscd (pid {other}) is running; the tests need their own: stop it "
+                "(systemctl disable --now pcscd.socket pcscd) or run `make test`"
+            )
+        with self.log.open("ab") as log:
+            self._process = subprocess.Popen(
+                [self.binary, "--foreground", "--error", "-c", str(self.conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_for_reader(timeout)
+
+    def _wait_for_reader(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(f"pcscd exited: {self.log.read_text()[-2000:]}")
+            hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+            if hresult == scard.SCARD_S_SUCCESS:
+                hresult, readers = scard.SCardListReaders(context, [])
+                scard.SCardReleaseContext(context)
+                if hresult == scard.SCARD_S_SUCCESS and READER in readers:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"pcscd did not show {READER!r} within {timeout} s")
+
+    def wait_until_empty(self, timeout: float = 5.0) -> None:
+        """Until pcscd has noticed that the last virtual card left (it polls every 400 ms)."""
+        hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        assert hresult == scard.SCARD_S_SUCCESS
+        try:
+            state = scard.SCARD_STATE_UNAWARE
+            deadline = time.monotonic() + timeout
+            while (remaining := deadline - time.monotonic()) > 0:
+                hresult, states = scard.SCardGetStatusChange(
+                    context, int(remaining * 1000), [(READER, state)]
+                )
+                state = states[0][1] & ~scard.SCARD_STATE_CHANGED
+                if state & scard.SCARD_STATE_EMPTY:
+                    return
+            raise RuntimeError(f"a card stayed on {READER!r} for {timeout} s")
+        finally:
+            scard.SCardReleaseContext(context)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(10)
+        self._process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
