@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from parent_portal.app import create_app
 
+from parent_portal.app import create_app
 from school.settings import Settings
 
 
