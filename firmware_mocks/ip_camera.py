@@ -1,8 +1,8 @@
 """A mock IP camera: serves MJPEG over HTTP on loopback and misbehaves on command.
 
 It draws `ClassroomScene` at a chosen size and frame rate, encodes each frame once and
-sends it to every client. Tests drive failures through the Python API; `moulin mock camera`
-and demos can use the HTTP control endpoints.
+sends it to every client. Tests drive failures through the Python API; demos (and the
+`moulin mock camera` command, still to come) use the HTTP control endpoints.
 
 | path                          | what it does                                            |
 | ----------------------------- | ------------------------------------------------------- |
@@ -19,25 +19,21 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import json
 import logging
 import socket
 import threading
 import time
 from datetime import UTC, datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import cv2
 
 from firmware_mocks.camera_scene import ClassroomScene, Paint
+from firmware_mocks.ip_camera_http import BOUNDARY, make_server
 
 logger = logging.getLogger(__name__)
-
-BOUNDARY = "mockcameraframe"
 
 
 class Mode(enum.StrEnum):
@@ -218,8 +214,7 @@ class IPCamera:
     # -- network -----------------------------------------------------------------------
 
     def _listen(self) -> None:
-        server = _Server(("127.0.0.1", self._port), _Handler)
-        server.camera = self
+        server = make_server(self, self._port)
         self._port = server.server_address[1]
         self._server = server
         self._server_thread = threading.Thread(
@@ -271,77 +266,3 @@ class IPCamera:
                 "width": self._scene.width,
                 "height": self._scene.height,
             }
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    camera: IPCamera
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("mock camera: error with client %s", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("mock camera: " + format, *args)
-
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        camera = self.server.camera
-        if path in ("/", "/video.mjpg"):
-            self._stream(camera)
-        elif path == "/snapshot.jpg":
-            self._reply(HTTPStatus.OK, "image/jpeg", camera.latest_jpeg())
-        elif path == "/control/status":
-            self._reply(HTTPStatus.OK, "application/json", json.dumps(camera.status()).encode())
-        else:
-            self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
-
-    def do_POST(self) -> None:
-        url = urlsplit(self.path)
-        camera = self.server.camera
-        query = parse_qs(url.query)
-        actions = {
-            "/control/stall": camera.stall,
-            "/control/drop": camera.drop,
-            "/control/resume": camera.resume,
-        }
-        if url.path in actions:
-            self._reply(HTTPStatus.NO_CONTENT, "text/plain", b"")
-            actions[url.path]()
-        elif url.path == "/control/stop" and "seconds" in query:
-            self._reply(HTTPStatus.NO_CONTENT, "text/plain", b"")
-            seconds = float(query["seconds"][0])
-            threading.Thread(target=camera.stop, args=(seconds,), daemon=True).start()
-        else:
-            self._reply(
-                HTTPStatus.NOT_FOUND, "text/plain", b"unknown control (stop needs ?seconds=N)\n"
-            )
-
-    def _reply(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-
-    def _stream(self, camera: IPCamera) -> None:
-        drops = camera.register_stream(self.connection)
-        try:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            number = 0
-            while (part := camera.next_part(number, drops)) is not None:
-                number, data = part
-                self.wfile.write(data)
-                self.wfile.flush()
-        except OSError:
-            pass  # the client went away, or we dropped it
-        finally:
-            camera.unregister_stream(self.connection)
