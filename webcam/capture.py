@@ -100,6 +100,8 @@ class CaptureWorker:
                 self._step()
         finally:
             self._source.close()
+            # Leave no live frame behind in the channel for anyone who still watches.
+            self._publish_card(FrameKind.OFFLINE, force=True)
 
     def _step(self) -> None:
         try:
@@ -132,11 +134,11 @@ class CaptureWorker:
             self._last_card = None
             self.frames_published += 1
 
-    def _publish_card(self, kind: FrameKind) -> None:
+    def _publish_card(self, kind: FrameKind, *, force: bool = False) -> None:
         with self._publish_lock:
             if self._paused:
                 kind = FrameKind.PAUSED
-            self._publish_card_locked(kind, force=False)
+            self._publish_card_locked(kind, force=force)
 
     def _publish_card_locked(self, kind: FrameKind, *, force: bool) -> None:
         last = self._last_card
