@@ -102,9 +102,10 @@ def test_it_is_a_camera_source(driver: OpenCVCamera) -> None:
 
 
 def test_reads_frames_with_their_capture_time(driver: OpenCVCamera) -> None:
-    assert driver.state is CameraState.OFFLINE  # not opened yet
+    states = [driver.state]  # not opened yet
     frames = [driver.read() for _ in range(3)]
-    assert driver.state is CameraState.LIVE
+    states.append(driver.state)
+    assert states == [CameraState.OFFLINE, CameraState.LIVE]
     assert [f.sequence for f in frames] == [1, 2, 3]
     assert frames[0].image.shape == (120, 160, 3)
     assert frames[0].captured_at.tzinfo is UTC
@@ -118,13 +119,14 @@ def test_a_stall_becomes_unavailable_then_offline_then_live(
     driver.read()
     mock_camera.stall()
     failure(driver)
-    assert driver.state is CameraState.RECONNECTING
+    states = [driver.state]
     time.sleep(FAST.offline_after)
     failure(driver)
-    assert driver.state is CameraState.OFFLINE
+    states.append(driver.state)
     mock_camera.resume()
     read_until_live(driver)
-    assert driver.state is CameraState.LIVE
+    states.append(driver.state)
+    assert states == [CameraState.RECONNECTING, CameraState.OFFLINE, CameraState.LIVE]
     assert driver.opens >= 2
 
 
