@@ -1,0 +1,85 @@
+"""The hub: newest frame wins, stalled viewers skip, publishing never waits, viewers counted."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+
+from webcam.hub import Channel, Hub
+from webcam.pipeline import EncodedFrame, FrameKind
+
+AT = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
+
+
+def frame(n: int) -> EncodedFrame:
+    return EncodedFrame(FrameKind.LIVE, b"head" + str(n).encode() + b"\r\n", 4, AT)
+
+
+def test_a_viewer_that_falls_behind_gets_only_the_newest() -> None:
+    channel = Channel()
+    for n in range(100):
+        channel.publish(frame(n))
+
+    async def late_viewer() -> bytes:
+        got = await channel.next(0, timeout=1)
+        assert got is not None
+        assert got.sequence == 100
+        return got.frame.jpeg
+
+    assert asyncio.run(late_viewer()) == b"99"
+
+
+def test_next_waits_for_a_newer_frame_or_times_out() -> None:
+    channel = Channel()
+    channel.publish(frame(1))
+
+    async def scenario() -> None:
+        assert await channel.next(1, timeout=0.05) is None
+        waiting = asyncio.create_task(channel.next(1, timeout=5))
+        await asyncio.sleep(0.05)
+        threading.Thread(target=channel.publish, args=(frame(2),)).start()
+        got = await waiting
+        assert got is not None
+        assert got.frame.jpeg == b"2"
+
+    asyncio.run(scenario())
+
+
+def test_many_waiting_viewers_are_woken_by_one_publish() -> None:
+    channel = Channel()
+
+    async def scenario() -> None:
+        viewers = [asyncio.create_task(channel.next(0, timeout=5)) for _ in range(50)]
+        await asyncio.sleep(0.05)
+        channel.publish(frame(1))
+        results = await asyncio.gather(*viewers)
+        assert {r.sequence for r in results if r} == {1}
+        assert len(channel._events) == 0  # nothing is left behind per viewer
+
+    asyncio.run(scenario())
+
+
+def test_publishing_after_the_viewers_loop_closed_is_harmless() -> None:
+    channel = Channel()
+
+    async def leave_a_waiter() -> None:
+        await channel.next(0, timeout=0.01)
+
+    asyncio.run(leave_a_waiter())
+    channel.publish(frame(1))
+    channel.publish(frame(2))
+    assert channel.latest is not None
+    assert channel.latest.sequence == 2
+
+
+def test_viewers_are_counted_and_reported() -> None:
+    hub = Hub()
+    channel = hub.channel(7)
+    counts: list[int] = []
+    channel.on_viewers_changed(counts.append)
+    with channel.viewer(), channel.viewer():
+        assert hub.viewer_counts() == {7: 2}
+    assert channel.viewers == 0
+    assert counts == [1, 2, 1, 0]
+    assert hub.channel(7) is channel
