@@ -7,7 +7,8 @@ so code that uses a device never imports the device's library::
     HardwareError
     ├── ReaderUnavailable   the reader or its service (pcscd, the USB device) is gone
     ├── CardRemoved         the card left the field before the exchange finished
-    └── CardProtocolError   the card or reader answered something we cannot make sense of
+    ├── CardProtocolError   the card or reader answered something we cannot make sense of
+    └── CameraError         (hardware.cameras.base) a camera cannot be opened or read
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from hardware.errors import HardwareError
+
 Image = npt.NDArray[np.uint8]
 """A BGR image, height × width × 3, as OpenCV gives it."""
 
@@ -41,7 +43,7 @@ class Frame:
     sequence: int  # counts up from 1 for each source, across reconnections
 
 
-class CameraError(Exception):
+class CameraError(HardwareError):
     """Base of every error a camera driver raises."""
 
 
