@@ -3,7 +3,7 @@ by itself is checked here, and anything wrong is named."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, literal, or_, select
+from sqlalchemy import func, literal, or_, select, union_all
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -66,15 +66,23 @@ def _foreign_accounts(session: Session) -> list[str]:
 
 
 def _bad_reversals(session: Session) -> list[str]:
+    # Each reversal's own postings plus the postings it reverses, per account, must cancel.
+    # Two indexed joins under UNION ALL rather than one join on an OR, which no index serves.
     reversal = aliased(LedgerTransaction)
-    rows = session.execute(
-        select(col(reversal.id), col(reversal.reverses_id), col(Posting.account_id))
-        .join(Posting, or_(col(Posting.transaction_id) == col(reversal.id),
-                           col(Posting.transaction_id) == col(reversal.reverses_id)))
+    legs = union_all(*(
+        select(col(reversal.id).label("reversal_id"),
+               col(reversal.reverses_id).label("original_id"),
+               col(Posting.account_id).label("account_id"),
+               col(Posting.amount_cents).label("cents"))
+        .join(Posting, col(Posting.transaction_id) == side)
         .where(col(reversal.reverses_id).is_not(None))
-        .group_by(col(reversal.id), col(reversal.reverses_id), col(Posting.account_id))
-        .having(func.sum(Posting.amount_cents) != 0)
-        .order_by(col(reversal.id))
+        for side in (col(reversal.id), col(reversal.reverses_id))
+    )).subquery()
+    rows = session.execute(
+        select(legs.c.reversal_id, legs.c.original_id, legs.c.account_id)
+        .group_by(legs.c.reversal_id, legs.c.original_id, legs.c.account_id)
+        .having(func.sum(legs.c.cents) != 0)
+        .order_by(legs.c.reversal_id)
     ).all()
     return [f"transaction {rev} does not exactly reverse transaction {orig} "
             f"on account {account}" for rev, orig, account in rows]

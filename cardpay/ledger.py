@@ -2,11 +2,14 @@
 
 Each service call here commits its database transaction when it posts: the postings, the
 accounts' cached balances, and anything the caller added to the session beforehand are
-durable together or not at all. A refusal (a CardPayError) writes nothing and leaves the
-transaction open for the caller to commit what it added (a refused tap's record) or roll
-back; a database error rolls it back. On SQLite, give these functions a session from
-`school.db.immediate_session`: its BEGIN IMMEDIATE takes the write lock before the first
-read, so two writers queue instead of one failing with 'database is locked'. On
+durable together or not at all. A replay (a client id posted before) rolls the
+transaction back, so it changes nothing, not even what the caller added. A refusal (a
+CardPayError) writes nothing and leaves the transaction open for the caller to commit what
+it added (a refused tap's record) or roll back; a database error rolls it back.
+
+On SQLite, give these functions a session from `school.db.immediate_session`: its BEGIN
+IMMEDIATE takes the write lock before the first read, so two writers queue instead of one
+failing with 'database is locked'. On
 PostgreSQL the accounts' rows are locked with SELECT ... FOR UPDATE, in id order so that
 two transactions touching the same accounts cannot deadlock.
 """
@@ -178,14 +181,15 @@ def _write(session: Session, request: _Request, header: LedgerTransaction, *,
            occurred_at: datetime | None, enforce_floors: bool, clock: Clock) -> Posted:
     first = _find(session, request)
     if first is not None:
+        session.rollback()  # a replay changes nothing, whichever way it is found
         return first
     try:
         deltas = _deltas(request)
         accounts = _lock(session, sorted(deltas))
         if enforce_floors:
-            for account in accounts:
-                assert account.id is not None
-                check_debit(account, deltas[account.id])
+            raced = _check_floors(session, request, accounts, deltas)
+            if raced is not None:
+                return raced
         now = clock()
         header.created_at = now
         header.occurred_at = occurred_at or now
@@ -211,6 +215,25 @@ def _write(session: Session, request: _Request, header: LedgerTransaction, *,
         session.rollback()
         raise
     return Posted(header, replayed=False)
+
+
+def _check_floors(session: Session, request: _Request, accounts: Sequence[Account],
+                  deltas: dict[int, int]) -> Posted | None:
+    try:
+        for account in accounts:
+            assert account.id is not None
+            check_debit(account, deltas[account.id])
+    except InsufficientFundsError:
+        # On PostgreSQL a copy of this request may have committed while we waited for the
+        # lock, spending the money: then this is its replay, not a refusal. (Under
+        # READ COMMITTED this new statement sees that commit; on SQLite, BEGIN IMMEDIATE
+        # made the first look-up final.)
+        first = _find(session, request)
+        if first is None:
+            raise
+        session.rollback()
+        return first
+    return None
 
 
 def _deltas(request: _Request) -> dict[int, int]:

@@ -213,14 +213,14 @@ def _concurrent_books(engine: Engine) -> tuple[int, int, int]:
         return books.school_id, books.lunch[0].id, books.revenue.id
 
 
-def _tap(engine: Engine, ids: tuple[int, int, int], client_id: str) -> Posted:
+def _tap(engine: Engine, ids: tuple[int, int, int], client_id: str, cents: int = 300) -> Posted:
     school_id, lunch_id, revenue_id = ids
     with immediate_session(engine) as session:
         lunch, revenue = session.get(Account, lunch_id), session.get(Account, revenue_id)
         assert lunch is not None
         assert revenue is not None
         return post(session=session, school_id=school_id, kind=MEAL, client_id=client_id,
-                    legs=[(lunch, -300), (revenue, 300)])
+                    legs=[(lunch, -cents), (revenue, cents)])
 
 
 def _balance(engine: Engine, account_id: int) -> int:
@@ -232,15 +232,17 @@ def _balance(engine: Engine, account_id: int) -> int:
 
 
 def test_the_same_tap_sent_at_once_is_posted_once(any_engine: Engine) -> None:
+    """It spends the whole balance, so a copy that waited for the first one's lock must
+    be answered as a replay, not refused for want of money."""
     ids = _concurrent_books(any_engine)
     replays = []
 
     def tap(_: int) -> None:
-        replays.append(_tap(any_engine, ids, "tap-same").replayed)
+        replays.append(_tap(any_engine, ids, "tap-same", cents=1000).replayed)
 
     assert _in_threads(8, tap) == []
     assert sorted(replays) == [False] + [True] * 7
-    assert _balance(any_engine, ids[1]) == 700
+    assert _balance(any_engine, ids[1]) == 0
 
 
 def test_concurrent_taps_lose_no_update_and_respect_the_floor(any_engine: Engine) -> None:
