@@ -9,9 +9,9 @@ it added (a refused tap's record) or roll back; a database error rolls it back.
 
 On SQLite, give these functions a session from `school.db.immediate_session`: its BEGIN
 IMMEDIATE takes the write lock before the first read, so two writers queue instead of one
-failing with 'database is locked'. On
-PostgreSQL the accounts' rows are locked with SELECT ... FOR UPDATE, in id order so that
-two transactions touching the same accounts cannot deadlock.
+failing with 'database is locked'. On PostgreSQL the accounts' rows are locked with
+SELECT ... FOR UPDATE, in id order so that two transactions touching the same accounts
+cannot deadlock.
 """
 
 from __future__ import annotations
