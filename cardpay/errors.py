@@ -8,9 +8,11 @@
     │   ├── IdempotencyConflictError  a client id already used for a different transaction
     │   └── NotReversibleError        already reversed, or itself a reversal
     └── CardError
+        ├── InvalidUidError           not a 4, 7 or 10 byte UID in hex
         ├── UnknownCardError          no card with this UID
         ├── CardUnavailableError      a UID that may not be linked to this pupil
         ├── CardStatusError           a status change the card's life does not allow
+        ├── CardNotUsableError        a blocked, lost or retired card was tapped
         └── SunRefusedError           an NTAG 424 DNA message that proves nothing
             ├── SunMalformedError     wrong length, not hex, or undecryptable PICCData
             ├── SunForgedError        the CMAC does not match: a forgery or a wrong key
@@ -57,6 +59,10 @@ class CardError(CardPayError):
     pass
 
 
+class InvalidUidError(CardError):
+    pass
+
+
 class UnknownCardError(CardError):
     pass
 
@@ -67,6 +73,13 @@ class CardUnavailableError(CardError):
 
 class CardStatusError(CardError):
     pass
+
+
+class CardNotUsableError(CardError):
+    def __init__(self, card_id: int, status: str) -> None:
+        self.card_id = card_id
+        self.status = status
+        super().__init__(f"this card is {status}: keep it and call the office")
 
 
 class SunRefusedError(CardError):

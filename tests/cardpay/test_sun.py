@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.cmac import CMAC
 
 from cardpay import sun
 from cardpay.errors import SunForgedError, SunMalformedError
 from cardpay.sun import Keyring, PiccData, SunMessage
+from tests.cardpay.cardsim import card_tap
 
 ZERO = bytes(16)
 H = bytes.fromhex
@@ -92,25 +91,6 @@ def test_a_wrong_key_is_refused() -> None:
 def test_malformed_messages_are_refused(url: str) -> None:
     with pytest.raises(SunMalformedError):
         _zero_keys(SunMessage.from_url(url))
-
-
-def _aes(key: bytes, mode: modes.CBC | modes.ECB, data: bytes) -> bytes:
-    encryptor = Cipher(algorithms.AES(key), mode).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
-
-
-def _cmac(key: bytes, data: bytes) -> bytes:
-    mac = CMAC(algorithms.AES(key))
-    mac.update(data)
-    return mac.finalize()
-
-
-def card_tap(meta_key: bytes, file_key: bytes, uid: bytes, counter: int) -> SunMessage:
-    """What a genuine card mirrors, written here from the datasheet, not from cardpay.sun."""
-    ctr = counter.to_bytes(3, "little")
-    picc = _aes(meta_key, modes.CBC(ZERO), b"\xc7" + uid + ctr + bytes(5))
-    session_key = _cmac(file_key, H("3CC300010080") + uid + ctr)
-    return SunMessage(picc_data=picc, cmac=_cmac(session_key, b"")[1::2])
 
 
 def test_keyring_derives_per_card_keys_that_verify() -> None:
