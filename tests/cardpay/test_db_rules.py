@@ -8,9 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from alembic import command
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
+
+from school.migrate import alembic_config, upgrade
 
 Params = dict[str, Any]
 
@@ -192,3 +195,15 @@ def test_card_changes_that_are_allowed(any_engine: Engine, ids: Params) -> None:
         _run(conn, "UPDATE card SET status = 'blocked' WHERE uid = '04445566'")
         _run(conn, "UPDATE card SET status = 'active' WHERE uid = '04445566'")
     assert _count(any_engine, "card") == 2
+
+
+def test_migration_0002_downgrades_and_upgrades_again(any_engine: Engine) -> None:
+    config = alembic_config(any_engine)
+    with any_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    assert "posting" not in inspect(any_engine).get_table_names()
+    upgrade(any_engine)
+    ids = _seed(any_engine)
+    with pytest.raises(IntegrityError):  # the rules came back with the tables
+        _write(any_engine, ids, "bad", [("lunch", 1000)])
