@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -11,6 +12,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Tables a migration makes by hand for one database only and no model describes: SQLite's
+# commit-time zero-sum guard (see versions/0002_ledger.py). Autogenerate must leave them be.
+UNMODELLED_TABLES = frozenset({"ledger_unbalanced", "ledger_no_such_transaction"})
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic's filter: compare everything but the tables in UNMODELLED_TABLES."""
+    return not (type_ == "table" and name in UNMODELLED_TABLES)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 from school.db import make_engine
+from school.migrate import include_object
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -28,6 +29,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite can only alter tables by copying them
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

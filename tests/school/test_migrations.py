@@ -10,9 +10,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
+import cardpay.models  # noqa: F401 - registers the tables
 import school.models  # noqa: F401 - registers the tables
 from school.db import make_engine
-from school.migrate import current_revision, head_revision, upgrade
+from school.migrate import current_revision, head_revision, include_object, upgrade
 
 
 def _assert_migrated(url: str) -> None:
@@ -21,9 +22,13 @@ def _assert_migrated(url: str) -> None:
     upgrade(engine)
     assert current_revision(engine) == head_revision(engine)
     tables = set(inspect(engine).get_table_names())
-    assert {"school", "pupil", "app_user", "guardianship", "device", "audit_event"} <= tables
+    assert {"school", "pupil", "app_user", "guardianship", "device", "audit_event",
+              "account", "ledger_transaction", "posting", "card"} <= tables
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"include_object": include_object}),
+            SQLModel.metadata,
+        )
     assert diff == [], f"models and migrations disagree: {diff}"
     upgrade(engine)  # a second run is a no-op
     engine.dispose()

@@ -1,0 +1,98 @@
+"""Errors raised by `cardpay`, each naming what went wrong in words staff understand.
+
+    CardPayError
+    ├── LedgerError
+    │   ├── InvalidTransactionError   legs that do not sum to zero, a zero or non-integer
+    │   │                             amount, an account of another school
+    │   ├── InsufficientFundsError    a debit would take an account below its floor
+    │   ├── IdempotencyConflictError  a client id already used for a different transaction
+    │   └── NotReversibleError        already reversed, or itself a reversal
+    └── CardError
+        ├── InvalidUidError           not a 4, 7 or 10 byte UID in hex
+        ├── UnknownCardError          no card with this UID
+        ├── CardUnavailableError      a UID that may not be linked to this pupil
+        ├── CardStatusError           a status change the card's life does not allow
+        ├── CardNotUsableError        a blocked, lost or retired card was tapped
+        └── SunRefusedError           an NTAG 424 DNA message that proves nothing
+            ├── SunMalformedError     wrong length, not hex, or undecryptable PICCData
+            ├── SunForgedError        the CMAC does not match: a forgery or a wrong key
+            └── SunReplayedError      a read counter not greater than the last one seen
+"""
+
+from __future__ import annotations
+
+
+class CardPayError(Exception):
+    """Base of every error raised by `cardpay`."""
+
+
+class LedgerError(CardPayError):
+    pass
+
+
+class InvalidTransactionError(LedgerError):
+    pass
+
+
+class InsufficientFundsError(LedgerError):
+    def __init__(self, account_id: int, balance_cents: int, floor_cents: int,
+                 amount_cents: int) -> None:
+        self.account_id = account_id
+        self.balance_cents = balance_cents
+        self.floor_cents = floor_cents
+        self.amount_cents = amount_cents
+        super().__init__(
+            f"account {account_id}: a debit of {-amount_cents} cents would take the balance "
+            f"of {balance_cents} cents below its floor of {floor_cents} cents"
+        )
+
+
+class IdempotencyConflictError(LedgerError):
+    pass
+
+
+class NotReversibleError(LedgerError):
+    pass
+
+
+class CardError(CardPayError):
+    pass
+
+
+class InvalidUidError(CardError):
+    pass
+
+
+class UnknownCardError(CardError):
+    pass
+
+
+class CardUnavailableError(CardError):
+    pass
+
+
+class CardStatusError(CardError):
+    pass
+
+
+class CardNotUsableError(CardError):
+    def __init__(self, card_id: int, status: str) -> None:
+        self.card_id = card_id
+        self.status = status
+        super().__init__(f"this card is {status}: keep it and call the office")
+
+
+class SunRefusedError(CardError):
+    pass
+
+
+class SunMalformedError(SunRefusedError):
+    pass
+
+
+class SunForgedError(SunRefusedError):
+    pass
+
+
+class SunReplayedError(SunRefusedError):
+    pass

@@ -1,0 +1,164 @@
+"""Ledger and card tables: accounts, transactions, their postings, and pupils' cards.
+
+Amounts are signed integer cents, credit-positive: a posting of +350 to a pupil's lunch
+account adds 3.50 to what the school holds for that pupil, and a meal posts -350 there and
++350 to meal revenue. So pupil and revenue balances read positive, and the accounts of
+money the school physically holds (cash drawers, online clearing) read negative;
+`AccountKind.display_sign` turns those round for people.
+
+Rules the database itself enforces (migration 0002): every transaction's postings sum to
+zero, postings and transactions are never updated or deleted, a transaction is reversed
+at most once, a card's UID and pupil never change, one active card per pupil.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, text
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from school.clock import UTCDateTime, utcnow
+
+
+class AccountKind(enum.StrEnum):
+    PUPIL_LUNCH = "pupil_lunch"
+    CASH_DRAWER = "cash_drawer"  # one per till device, and one (device None) for the office
+    ONLINE_CLEARING = "online_clearing"
+    MEAL_REVENUE = "meal_revenue"
+    REFUNDS = "refunds"
+    ADJUSTMENTS = "adjustments"
+
+    @property
+    def display_sign(self) -> int:
+        """+1 where the balance reads as-is, -1 for money the school holds."""
+        return -1 if self in (AccountKind.CASH_DRAWER, AccountKind.ONLINE_CLEARING) else 1
+
+
+class TransactionKind(enum.StrEnum):
+    MEAL = "meal"
+    TOPUP = "topup"
+    REFUND = "refund"
+    CORRECTION = "correction"
+    REVERSAL = "reversal"
+    TRANSFER = "transfer"  # e.g. cash moved from a till's drawer to the office safe
+
+
+class CardKind(enum.StrEnum):
+    UID = "uid"  # identified by UID alone: copyable, and shown as such
+    NTAG424 = "ntag424"  # NTAG 424 DNA, each tap proven by its SUN CMAC
+
+
+class CardStatus(enum.StrEnum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"  # may be unblocked
+    LOST = "lost"  # final: never active again, never linked to anyone
+    RETIRED = "retired"  # final
+
+
+def _enum_column(enum_cls: type[enum.Enum], *, name: str) -> Any:
+    return Field(sa_column=Column(
+        SAEnum(enum_cls, name=name, native_enum=False, validate_strings=True,
+               values_callable=lambda e: [m.value for m in e], length=32),
+        nullable=False,
+    ))
+
+
+def _utc(*, nullable: bool = False) -> Any:
+    return Field(default_factory=None if nullable else utcnow,
+                 sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+def _cents(*, default: int | None = None, nullable: bool = False) -> Any:
+    # BIGINT: PostgreSQL's INTEGER would cap a school's revenue at 21 million euros.
+    return Field(default=default, sa_column=Column(BigInteger(), nullable=nullable))
+
+
+class Account(SQLModel, table=True):
+    """A balance kept on its row, equal at every commit to the sum of its postings."""
+
+    __table_args__ = (
+        CheckConstraint("(kind = 'pupil_lunch') = (pupil_id IS NOT NULL)",
+                        name="ck_account_pupil_iff_lunch"),
+        CheckConstraint("device_id IS NULL OR kind = 'cash_drawer'",
+                        name="ck_account_device_only_drawer"),
+        Index("ux_account_pupil", "pupil_id", unique=True,
+              sqlite_where=text("pupil_id IS NOT NULL"),
+              postgresql_where=text("pupil_id IS NOT NULL")),
+        Index("ux_account_device", "device_id", unique=True,
+              sqlite_where=text("device_id IS NOT NULL"),
+              postgresql_where=text("device_id IS NOT NULL")),
+        # One revenue, clearing, ... account per school, and one office cash drawer.
+        Index("ux_account_school_kind", "school_id", "kind", unique=True,
+              sqlite_where=text("pupil_id IS NULL AND device_id IS NULL"),
+              postgresql_where=text("pupil_id IS NULL AND device_id IS NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    kind: AccountKind = _enum_column(AccountKind, name="account_kind")
+    pupil_id: int | None = Field(default=None, foreign_key="pupil.id")
+    device_id: int | None = Field(default=None, foreign_key="device.id")
+    balance_cents: int = _cents(default=0)
+    # The lowest balance a debit may leave (0: no overdraft; -500: up to 5.00 owed);
+    # None: no floor, as for revenue and cash accounts.
+    floor_cents: int | None = _cents(nullable=True)
+    created_at: datetime = _utc()
+
+
+class LedgerTransaction(SQLModel, table=True):
+    """One economic event; its postings sum to zero. Never edited, only reversed."""
+
+    __tablename__ = "ledger_transaction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    kind: TransactionKind = _enum_column(TransactionKind, name="transaction_kind")
+    # The idempotency key: a till's tap id, a form's nonce, a webhook's event id.
+    client_id: str = Field(max_length=128, unique=True)
+    created_at: datetime = _utc()
+    # When it happened, if earlier than when it was posted (a tap made offline).
+    occurred_at: datetime = _utc()
+    actor_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    actor_device_id: int | None = Field(default=None, foreign_key="device.id")
+    memo: str = Field(default="", max_length=500)
+    # Unique: the database refuses a second reversal of the same transaction.
+    reverses_id: int | None = Field(
+        default=None,
+        sa_column=Column(ForeignKey("ledger_transaction.id"), unique=True, nullable=True),
+    )
+
+
+class Posting(SQLModel, table=True):
+    """One leg of a transaction: a signed amount on one account. Never updated or deleted."""
+
+    __table_args__ = (CheckConstraint("amount_cents <> 0", name="ck_posting_nonzero"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    transaction_id: int = Field(foreign_key="ledger_transaction.id", index=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    amount_cents: int = _cents()
+
+
+class Card(SQLModel, table=True):
+    """A card held by one pupil for its whole life; its UID is never linked to anyone else."""
+
+    __table_args__ = (
+        Index("ux_card_active_pupil", "pupil_id", unique=True,
+              sqlite_where=text("status = 'active'"),
+              postgresql_where=text("status = 'active'")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    pupil_id: int = Field(foreign_key="pupil.id", index=True)
+    kind: CardKind = _enum_column(CardKind, name="card_kind")
+    # Upper-case hex of the 4, 7 or 10 byte UID.
+    uid: str = Field(max_length=20, unique=True)
+    status: CardStatus = _enum_column(CardStatus, name="card_status")
+    # NTAG 424 DNA read counter of the last accepted tap (anti-replay); None before any.
+    last_sun_counter: int | None = None
+    created_at: datetime = _utc()
+    status_changed_at: datetime = _utc()
