@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from cardpay.models import CardStatus
+
 
 class Reason(enum.StrEnum):
     OK = "ok"
@@ -63,13 +65,6 @@ MESSAGES: dict[str, dict[Reason, str]] = {
         Reason.REPLAYED: "Replayed read: copied card?",
     },
 }
-
-
-class CardStatus(enum.StrEnum):
-    ACTIVE = "active"
-    LOST = "lost"
-    BLOCKED = "blocked"
-    RETIRED = "retired"
 
 
 _CARD_REFUSALS = {

@@ -1,3 +1,4 @@
 """Imports every package's tables, so that metadata-wide operations see them all."""
 
+import cardpay.models  # noqa: F401
 import school.models  # noqa: F401

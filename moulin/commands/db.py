@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 from sqlmodel import Session
 
+from cardpay.integrity import check_integrity
 from moulin import context
+from moulin import models as _models  # noqa: F401 - every table, for autogenerate
 from school import integrity
 from school.migrate import current_revision, head_revision, make_revision, upgrade
 
@@ -33,7 +35,7 @@ def check_cmd() -> None:
     if current != head:
         context.fail(f"schema is at {current or 'empty'}, not {head}: run `moulin db upgrade`")
     with Session(eng) as session:
-        problems = integrity.check(session)
+        problems = [*integrity.check(session), *check_integrity(session)]
     if problems:
         for problem in problems:
             context.errors.print(f"- {problem}", highlight=False)
@@ -44,6 +46,5 @@ def check_cmd() -> None:
 @app.command("revision", hidden=True)
 def revision_cmd(message: str = typer.Option(..., "-m", help="What the migration does.")) -> None:
     """(Developers) autogenerate a migration from the models; review it before committing."""
-    import moulin.models  # noqa: F401 - every package's tables
 
     make_revision(context.engine(), message)

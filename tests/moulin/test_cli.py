@@ -131,6 +131,34 @@ def test_db_check_passes_then_names_a_problem(run, db: Session) -> None:  # type
     assert "pupil P1 belongs to school 1 but sits in a class of school 2" in result.output
 
 
+def test_db_check_names_a_balance_that_disagrees_with_its_postings(run, db: Session) -> None:  # type: ignore[no-untyped-def]
+    from cardpay.accounts import pupil_account, school_account
+    from cardpay.ledger import post
+    from cardpay.models import AccountKind, TransactionKind
+    from school.models import School
+    from tests import factories
+
+    school = db.exec(select(School)).one()
+    pupil = factories.pupil(db, factories.classroom(db, school, "CP"), "Léa", "Martin")
+    lunch = pupil_account(session=db, pupil=pupil)
+    cash = school_account(session=db, school_id=school.id, kind=AccountKind.CASH_DRAWER)
+    post(
+        session=db,
+        school_id=school.id,
+        kind=TransactionKind.TOPUP,
+        client_id="t1",
+        legs=[(lunch, 2000), (cash, -2000)],
+    )
+    assert "Database OK" in run("db", "check").output
+    db.connection().exec_driver_sql(
+        "UPDATE account SET balance_cents = 99 WHERE id = ?", (lunch.id,)
+    )
+    db.commit()
+    result = run("db", "check", ok=False)
+    assert result.exit_code == 1
+    assert "balance" in result.output
+
+
 def test_school_add_refuses_a_bad_time_zone(run) -> None:  # type: ignore[no-untyped-def]
     result = run("school", "add", "x", "--name", "X", "--timezone", "Mars/Olympus", ok=False)
     assert result.exit_code == 1
