@@ -7,6 +7,10 @@
     │   ├── InsufficientFundsError    a debit would take an account below its floor
     │   ├── IdempotencyConflictError  a client id already used for a different transaction
     │   └── NotReversibleError        already reversed, or itself a reversal
+    ├── TapError
+    │   ├── TapConflictError         a tap id already used by another till
+    │   └── TapRejectedError         a tap the server cannot accept as sent (a time in the
+    │                                future, no card data)
     └── CardError
         ├── InvalidUidError           not a 4, 7 or 10 byte UID in hex
         ├── UnknownCardError          no card with this UID
@@ -95,4 +99,16 @@ class SunForgedError(SunRefusedError):
 
 
 class SunReplayedError(SunRefusedError):
+    pass
+
+
+class TapError(CardPayError):
+    pass
+
+
+class TapConflictError(TapError):
+    pass
+
+
+class TapRejectedError(TapError):
     pass

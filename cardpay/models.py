@@ -14,10 +14,10 @@ at most once, a card's UID and pupil never change, one active card per pupil.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, ForeignKey, Index, text
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -162,3 +162,53 @@ class Card(SQLModel, table=True):
     last_sun_counter: int | None = None
     created_at: datetime = _utc()
     status_changed_at: datetime = _utc()
+
+
+class CanteenSettings(SQLModel, table=True):
+    """One school's canteen rules (see cardpay.rules.CanteenRules); defaults when absent."""
+
+    __tablename__ = "canteen_settings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", unique=True)
+    # {"T1": 80, "T2": 150, ...}: price in cents per tariff band.
+    prices_by_band: dict[str, int] = Field(default_factory=dict,
+                                          sa_column=Column(JSON, nullable=False))
+    default_price_cents: int = 350
+    overdraft_floor_cents: int = 0
+    # ISO weekdays the canteen serves, Monday = 0: "0134" is Mon, Tue, Thu, Fri.
+    open_weekdays: str = Field(default="0134", max_length=7)
+    service_start: time = time(11, 0)
+    service_end: time = time(14, 30)
+    one_meal_per_day: bool = True
+    offline_allowance_cents: int = 700
+    retap_window_seconds: int = 10
+
+
+class Tap(SQLModel, table=True):
+    """Every tap a till sent, with the verdict it got: the idempotency record for tap ids
+    (refused taps post nothing, so the ledger alone cannot answer a retry)."""
+
+    __table_args__ = (Index("ix_tap_card_read", "card_uid", "read_at"),
+                      Index("ix_tap_pupil_read", "pupil_id", "read_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    tap_id: str = Field(max_length=64, unique=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    device_id: int = Field(foreign_key="device.id", index=True)
+    card_uid: str = Field(max_length=20)
+    card_id: int | None = Field(default=None, foreign_key="card.id")
+    pupil_id: int | None = Field(default=None, foreign_key="pupil.id")
+    read_at: datetime = _utc()
+    received_at: datetime = _utc()
+    decided_offline: bool = False
+    accepted: bool
+    reason: str = Field(max_length=32)
+    price_cents: int = _cents(default=0)
+    # The meal's ledger transaction is the one whose client id is "tap:<tap_id>".
+    balance_after_cents: int | None = _cents(nullable=True)
+    # The first tap this one repeats (the same card held or tapped again within seconds).
+    repeat_of_id: int | None = Field(default=None, foreign_key="tap.id")
+    # Something staff must look at: a copied or replayed card, a lost card presented,
+    # an offline meal that took the account below its floor.
+    alert: str = Field(default="", max_length=200)

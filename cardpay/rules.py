@@ -115,6 +115,8 @@ class PupilState:
     daily_limit_cents: int | None = None  # set by a parent
     spent_today_cents: int = 0
     first_meal_today_at: datetime | None = None
+    # The pupil's own account floor, when it differs from the school's.
+    floor_cents: int | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,8 @@ def decide(rules: CanteenRules, pupil: PupilState, at: datetime) -> Decision:
     ):
         return _refuse(Reason.DAILY_LIMIT)
     # A free meal is never refused for an old debt: it adds nothing to it.
-    if price > 0 and pupil.balance_cents - price < rules.overdraft_floor_cents:
+    floor = rules.overdraft_floor_cents if pupil.floor_cents is None else pupil.floor_cents
+    if price > 0 and pupil.balance_cents - price < floor:
         return _refuse(Reason.INSUFFICIENT_FUNDS)
     return Decision(accepted=True, reason=Reason.OK, price_cents=price)
 

@@ -6,6 +6,7 @@ The TOML file is named by `MOULIN_CONFIG`; environment variables override it.
 from __future__ import annotations
 
 import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     database_url: str = ""
     secret_key: str = Field(default="", repr=False)
+    # Hex, 16 bytes or more: NTAG 424 DNA card keys are derived from it (see cardpay.sun).
+    card_master_key: str = Field(default="", repr=False, pattern=r"^([0-9a-fA-F]{32,128})?$")
     # Served behind an HTTPS reverse proxy: cookies get Secure, HSTS is sent.
     https: bool = False
     host: str = "127.0.0.1"
@@ -79,14 +82,33 @@ class Settings(BaseSettings):
         """The configured key, or one kept in the data folder for development boxes."""
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "secret_key"
-        if not path.exists():
-            import secrets
+        return self._kept_secret("secret_key", secrets.token_urlsafe(48))
 
+    def effective_card_master_key(self) -> bytes:
+        """The key every NTAG 424 DNA card's keys are derived from.
+
+        Cards are provisioned with keys derived from it, so it must never change under
+        them: in production it must be configured or already kept in the data folder
+        (back it up with the database); only development boxes create one."""
+        if self.card_master_key:
+            return bytes.fromhex(self.card_master_key)
+        path = self.data_dir / "card_master_key"
+        if self.environment == "production" and not path.exists():
+            raise RuntimeError(
+                f"no card master key: set MOULIN_CARD_MASTER_KEY or restore {path}"
+            )
+        return bytes.fromhex(self._kept_secret("card_master_key", secrets.token_hex(16)))
+
+    def _kept_secret(self, name: str, fresh: str) -> str:
+        path = self.data_dir / name
+        if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process won the race: use its value
+                return path.read_text().strip()
             with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(48))
+                fh.write(fresh)
         return path.read_text().strip()
 
 
