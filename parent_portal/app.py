@@ -8,6 +8,9 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
+from cardpay import api as till_api
+from cardpay.sun import Keyring
+from cardpay.till import Till
 from parent_portal import handlers
 from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
@@ -34,9 +37,12 @@ def create_app(
         settings.effective_database_url
     )
     app.state.clock = clock
+    app.state.till = Till(engine=app.state.engine,
+                          keyring=Keyring(settings.effective_card_master_key()), clock=clock)
     app.add_middleware(SecurityHeaders, https=settings.https)
     handlers.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (health, auth, parent, staff):
         app.include_router(module.router)
+    app.include_router(till_api.router)
     return app

@@ -6,13 +6,15 @@
     ├── CsrfRejected        a form without a valid anti-forgery token
     └── LoginThrottled      too many failed sign-ins; carries when to try again
 
-School errors (`school.errors`) are mapped here too, so services never pick status codes.
+School and canteen errors (`school.errors`, `cardpay.errors`) are mapped here too, so
+services never pick status codes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from cardpay.errors import CardPayError, TapConflictError, TapRejectedError
 from school.errors import Conflict, InvalidInput, NotFound, SchoolError
 
 
@@ -48,6 +50,8 @@ STATUS_CODES: dict[type[Exception], int] = {
     Forbidden: 403,
     CsrfRejected: 403,
     LoginThrottled: 429,
+    TapConflictError: 409,
+    TapRejectedError: 422,
 }
 
 
@@ -55,6 +59,6 @@ def status_for(exc: Exception) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_CODES:
             return STATUS_CODES[cls]
-    if isinstance(exc, SchoolError):
+    if isinstance(exc, SchoolError | CardPayError):
         return 400
     return 500

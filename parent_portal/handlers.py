@@ -12,6 +12,8 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from cardpay.errors import CardPayError, TapError
+from parent_portal.csrf import API_PREFIX
 from parent_portal.deps import get_clock, get_settings
 from parent_portal.errors import (
     CsrfRejected,
@@ -30,10 +32,12 @@ logger = logging.getLogger(__name__)
 # Error pages show a message from the catalogs, never the exception's own text, which
 # may name records the visitor should not learn about.
 _MESSAGES = {400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
-             409: "error.409", 429: "error.429"}
+             409: "error.409", 422: "error.400", 429: "error.429"}
 
 
 def wants_html(request: Request) -> bool:
+    if request.url.path.startswith(API_PREFIX):
+        return False
     accept = request.headers.get("accept", "*/*")
     return "text/html" in accept or "*/*" in accept
 
@@ -77,6 +81,9 @@ async def handle_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, CsrfRejected):
         logger.info("refused a form without a valid token on %s", request.url.path)
         return error_response(request, status, translator(language_of(request))("error.csrf"))
+    if isinstance(exc, TapError):
+        # Said to a till about its own request: the reason helps whoever installs it.
+        return error_response(request, status, str(exc))
     return error_response(request, status)
 
 
@@ -89,4 +96,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, handle_login_required)
     app.add_exception_handler(PortalError, handle_error)
     app.add_exception_handler(SchoolError, handle_error)
+    app.add_exception_handler(CardPayError, handle_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
