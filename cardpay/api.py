@@ -14,12 +14,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from cardpay.snapshot import snapshot
 from cardpay.till import TapRequest, Till
 from school.clock import Clock
+from school.db import immediate_session
 from school.devices import device_for_token
 from school.models import Device, DeviceKind, School
 
@@ -62,16 +64,19 @@ def current_till(request: Request, authorization: Annotated[str | None, Header()
     clock = cast(Clock, request.app.state.clock)
     with Session(_engine(request), expire_on_commit=False) as session:
         device = device_for_token(session, token.strip())
-        if device is None or device.kind is not DeviceKind.TILL:
-            raise HTTPException(
-                401, "unknown or revoked device token", headers={"WWW-Authenticate": "Bearer"}
+    if device is None or device.kind is not DeviceKind.TILL:
+        raise HTTPException(
+            401, "unknown or revoked device token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    now = clock()
+    if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_EVERY:
+        # A write of its own: the read above must not be upgraded under a busy till.
+        with immediate_session(_engine(request)) as session:
+            session.exec(
+                update(Device).where(col(Device.id) == device.id).values(last_seen_at=now)
             )
-        now = clock()
-        if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_EVERY:
-            device.last_seen_at = now
-            session.add(device)
             session.commit()
-        return device
+    return device
 
 
 TillDevice = Annotated[Device, Depends(current_till)]

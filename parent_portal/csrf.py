@@ -11,18 +11,17 @@ import re
 from fastapi import Request
 from starlette.responses import Response
 
-from parent_portal.deps import SessionDep, get_settings, signed_in_for
+from parent_portal.deps import UNSAFE_METHODS, get_settings, signed_in_for
 from parent_portal.errors import CsrfRejected
 from school.security import new_token, tokens_equal
 
 CSRF_FIELD = "csrf_token"
 CSRF_COOKIE = "moulin_csrf"
 API_PREFIX = "/api/"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 
 
-async def csrf_protect(request: Request, session: SessionDep) -> None:
+async def csrf_protect(request: Request) -> None:
     """Refuse an unsafe request whose form does not carry the expected token.
 
     Installed as a dependency of the whole application, so a new form route is covered
@@ -36,7 +35,7 @@ async def csrf_protect(request: Request, session: SessionDep) -> None:
         return
     form = await request.form()
     sent = form.get(CSRF_FIELD)
-    signed_in = signed_in_for(request, session)
+    signed_in = signed_in_for(request)
     if signed_in is not None:
         expected = signed_in.web_session.csrf_token
     else:

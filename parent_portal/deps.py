@@ -13,8 +13,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from parent_portal.errors import LoginRequired
-from parent_portal.sessions import SESSION_COOKIE, live_session
+from parent_portal.sessions import SESSION_COOKIE, live_session, touch
 from school.clock import Clock
+from school.db import immediate_session
 from school.models import School, User, WebSession
 from school.settings import Settings
 
@@ -33,12 +34,27 @@ def get_clock(request: Request) -> Clock:
     return cast(Clock, request.app.state.clock)
 
 
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def get_engine(request: Request) -> Engine:
+    return cast(Engine, request.app.state.engine)
+
+
 def get_db(request: Request) -> Iterator[Session]:
-    # Records stay readable after a commit (an audit event written just before an error
-    # page), because error pages are rendered after this session has closed.
-    engine = cast(Engine, request.app.state.engine)
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
+    """The request's database session. A request that may write (an unsafe method) takes
+    SQLite's write lock when it first touches the database, so it can never fail midway
+    for a till that wrote in between (see school.db.immediate_session); a GET only reads,
+    and what little it writes (a session's idle timer, an audit row) goes through a short
+    write of its own. Records stay readable after a commit, because error pages are
+    rendered after this session has closed."""
+    engine = get_engine(request)
+    if request.method in UNSAFE_METHODS:
+        with immediate_session(engine, expire_on_commit=False) as session:
+            yield session
+    else:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -46,25 +62,26 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 SessionDep = Annotated[Session, Depends(get_db)]
 
 
-def signed_in_for(request: Request, session: Session) -> SignedIn | None:
-    """The request's live session and user, looked up once per request and kept on
-    request.state so that templates and error pages can show who is signed in."""
+def signed_in_for(request: Request) -> SignedIn | None:
+    """The request's live session and user, looked up once per request (in a read of its
+    own, so the request's transaction has not begun yet) and kept on request.state so
+    that templates and error pages can show who is signed in."""
     if hasattr(request.state, "signed_in"):
         return cast(SignedIn | None, request.state.signed_in)
-    found = live_session(
-        session=session,
-        token=request.cookies.get(SESSION_COOKIE, ""),
-        now=get_clock(request)(),
-        settings=get_settings(request),
-    )
+    engine, now = get_engine(request), get_clock(request)()
+    with Session(engine, expire_on_commit=False) as read:
+        found = live_session(session=read, token=request.cookies.get(SESSION_COOKIE, ""),
+                             now=now, settings=get_settings(request))
+    if found is not None:
+        touch(engine=engine, web_session=found[0], now=now)
     signed_in = SignedIn(*found) if found else None
     request.state.signed_in = signed_in
     request.state.user = signed_in.user if signed_in else None
     return signed_in
 
 
-def get_signed_in(request: Request, session: SessionDep) -> SignedIn | None:
-    return signed_in_for(request, session)
+def get_signed_in(request: Request) -> SignedIn | None:
+    return signed_in_for(request)
 
 
 SignedInDep = Annotated[SignedIn | None, Depends(get_signed_in)]

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, col, select
 from starlette.responses import Response
 
+from school.db import immediate_session
 from school.models import User, WebSession
 from school.security import new_token, token_digest
 from school.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "moulin_session"
 # Writing last_seen_at on every request would turn each page view into a write;
@@ -59,19 +66,31 @@ def is_live(web_session: WebSession, *, now: datetime, settings: Settings) -> bo
 def live_session(
     *, session: Session, token: str, now: datetime, settings: Settings
 ) -> tuple[WebSession, User] | None:
-    """The live session and its active user for a cookie token, refreshing its idle
-    timer at most once a minute; None when signed out, expired or deactivated."""
+    """The live session and its active user for a cookie token; None when signed out,
+    expired or deactivated. Reads only: `touch` refreshes the idle timer."""
     web_session = find_session(session, token)
     if web_session is None or not is_live(web_session, now=now, settings=settings):
         return None
     user = session.get(User, web_session.user_id)
     if user is None or not user.is_active:
         return None
-    if now - web_session.last_seen_at >= TOUCH_INTERVAL:
-        web_session.last_seen_at = now
-        session.add(web_session)
-        session.commit()
     return web_session, user
+
+
+def touch(*, engine: Engine, web_session: WebSession, now: datetime) -> None:
+    """Refresh the idle timer, at most once a minute, in a short write of its own so that
+    reading a page never holds the database's write lock. Missing one refresh is harmless:
+    the next request tries again."""
+    if now - web_session.last_seen_at < TOUCH_INTERVAL:
+        return
+    try:
+        with immediate_session(engine) as session:
+            session.exec(update(WebSession).where(col(WebSession.id) == web_session.id)
+                         .values(last_seen_at=now))
+            session.commit()
+        web_session.last_seen_at = now
+    except OperationalError as exc:
+        logger.warning("could not refresh session %s: %s", web_session.id, exc)
 
 
 def revoke(*, session: Session, web_session: WebSession, now: datetime) -> None:

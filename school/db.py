@@ -49,16 +49,22 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 @contextmanager
-def immediate_session(engine: Engine) -> Iterator[Session]:
-    """Open a session whose first statement is `BEGIN IMMEDIATE` on SQLite."""
+def immediate_session(engine: Engine, *, expire_on_commit: bool = True) -> Iterator[Session]:
+    """Open a session whose first statement is `BEGIN IMMEDIATE` on SQLite.
+
+    Use it for every transaction that reads and then writes: under SQLite's default
+    deferred BEGIN, a reader that tries to write after another writer committed fails at
+    once with 'database is locked' (the busy timeout does not apply to that upgrade);
+    BEGIN IMMEDIATE takes the write lock first and waits its turn instead.
+    """
     if engine.dialect.name != "sqlite":
-        with Session(engine) as session:
+        with Session(engine, expire_on_commit=expire_on_commit) as session:
             yield session
         return
     with engine.connect() as conn:
         conn.info["sqlite_begin"] = "BEGIN IMMEDIATE"
         try:
-            with Session(bind=conn) as session:
+            with Session(bind=conn, expire_on_commit=expire_on_commit) as session:
                 yield session
         finally:
             conn.info.pop("sqlite_begin", None)

@@ -9,10 +9,10 @@ from sqlmodel import Session, col, select
 from starlette.responses import RedirectResponse, Response
 
 from parent_portal.access import ViewerDep
+from parent_portal.audit_log import record_now
 from parent_portal.deps import SessionDep
 from parent_portal.routes.auth import client_ip
 from parent_portal.templating import render
-from school import audit
 from school.errors import NotFound
 from school.models import Classroom, Pupil
 from school.people import children_of, is_guardian_of
@@ -38,25 +38,38 @@ def home(viewer: ViewerDep) -> Response:
 @router.get("/parent")
 def parent_home(request: Request, viewer: ViewerDep, session: SessionDep) -> Response:
     children = list(children_of(session, viewer.user_id, viewer.today))
-    return render(request, "parent_home.html", {
-        "children": children, "rooms": classroom_names(session, children),
-    })
+    return render(
+        request,
+        "parent_home.html",
+        {
+            "children": children,
+            "rooms": classroom_names(session, children),
+        },
+    )
 
 
 @router.get("/parent/children/{pupil_id}")
-def child_page(
-    request: Request, pupil_id: int, viewer: ViewerDep, session: SessionDep
-) -> Response:
+def child_page(request: Request, pupil_id: int, viewer: ViewerDep, session: SessionDep) -> Response:
     pupil = session.get(Pupil, pupil_id)
     if pupil is None or not is_guardian_of(session, viewer.user_id, pupil_id, viewer.today):
         # The same answer whether the child exists or not, so ids cannot be probed;
         # the attempt is recorded for the school to review.
-        audit.record(session, action="access.denied", actor_user_id=viewer.user_id,
-                     target_type="pupil", target_id=pupil_id, ip=client_ip(request),
-                     page="parent.child")
-        session.commit()
+        record_now(
+            request,
+            action="access.denied",
+            actor_user_id=viewer.user_id,
+            target_type="pupil",
+            target_id=pupil_id,
+            ip=client_ip(request),
+            page="parent.child",
+        )
         logger.info("user %s denied pupil %s", viewer.user_id, pupil_id)
         raise NotFound("no such child")
-    return render(request, "child.html", {
-        "pupil": pupil, "rooms": classroom_names(session, [pupil]),
-    })
+    return render(
+        request,
+        "child.html",
+        {
+            "pupil": pupil,
+            "rooms": classroom_names(session, [pupil]),
+        },
+    )

@@ -10,10 +10,10 @@ from sqlmodel import Session, col, select
 from starlette.responses import Response
 
 from parent_portal.access import StaffViewer, staff_school_ids
+from parent_portal.audit_log import record_now
 from parent_portal.deps import SessionDep
 from parent_portal.routes.auth import client_ip
 from parent_portal.templating import render
-from school import audit
 from school.errors import NotFound
 from school.models import Classroom, Pupil
 from school.people import classrooms_of, pupils_in, staff_schools
@@ -40,9 +40,14 @@ def staff_home(request: Request, viewer: StaffViewer, session: SessionDep) -> Re
         if school.id is not None
     ]
     room_ids = [room.id for _, rooms in schools for room in rooms if room.id is not None]
-    return render(request, "staff_home.html", {
-        "schools": schools, "counts": pupil_counts(session, room_ids),
-    })
+    return render(
+        request,
+        "staff_home.html",
+        {
+            "schools": schools,
+            "counts": pupil_counts(session, room_ids),
+        },
+    )
 
 
 @router.get("/staff/classes/{classroom_id}")
@@ -52,12 +57,22 @@ def staff_class(
     room = session.get(Classroom, classroom_id)
     if room is None or room.school_id not in staff_school_ids(session, viewer.user_id):
         # Another school's class answers like a missing one.
-        audit.record(session, action="access.denied", actor_user_id=viewer.user_id,
-                     target_type="classroom", target_id=classroom_id, ip=client_ip(request),
-                     page="staff.class")
-        session.commit()
+        record_now(
+            request,
+            action="access.denied",
+            actor_user_id=viewer.user_id,
+            target_type="classroom",
+            target_id=classroom_id,
+            ip=client_ip(request),
+            page="staff.class",
+        )
         logger.info("user %s denied classroom %s", viewer.user_id, classroom_id)
         raise NotFound("no such class")
-    return render(request, "staff_class.html", {
-        "room": room, "pupils": list(pupils_in(session, classroom_id)),
-    })
+    return render(
+        request,
+        "staff_class.html",
+        {
+            "room": room,
+            "pupils": list(pupils_in(session, classroom_id)),
+        },
+    )

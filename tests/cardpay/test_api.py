@@ -170,3 +170,49 @@ def test_the_snapshot_has_what_an_offline_till_needs(
     assert snap["rules"]["default_price_cents"] == 350
     assert snap["rules"]["timezone"] == "Europe/Paris"
     assert len(snap["pupils"]) == 3
+
+
+def test_many_tills_and_a_parent_at_once_all_get_answers(
+    till: tuple[TestClient, str, Session], settings: Settings, engine: Engine,
+    session: Session, small_school: SmallSchool, clock: FakeClock,
+) -> None:
+    """Tills writing hard while a parent signs in and reads pages: no 'database is
+    locked' for anyone (a read upgraded to a write would fail under SQLite)."""
+    import re
+    import threading
+
+    import httpx
+
+    from tests.factories import PASSWORD
+    from tests.live import serving
+
+    tokens = [add_device(session=session, school=small_school.school, kind=DeviceKind.TILL,
+                         name=f"till-{n}")[1] for n in range(2, 6)]
+    session.commit()
+    statuses: list[int] = []
+
+    def till_worker(token: str) -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
+            statuses.extend(c.post("/api/till/taps", json=_tap()).status_code for _ in range(15))
+
+    def parent_worker() -> None:
+        with httpx.Client(base_url=base, follow_redirects=True) as c:
+            for _ in range(3):
+                form = c.get("/login").text
+                token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+                assert token is not None
+                page = c.post("/login", data={"email": "parent@example.org",
+                                              "password": PASSWORD,
+                                              "csrf_token": token.group(1)})
+                statuses.append(page.status_code)
+                statuses.append(c.get("/parent/children/2").status_code)  # not theirs
+
+    with serving(create_app(settings, engine, clock=clock)) as base:
+        threads = [threading.Thread(target=till_worker, args=(t,)) for t in tokens]
+        threads.append(threading.Thread(target=parent_worker))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert sorted(set(statuses)) == [200, 404]
+    assert statuses.count(200) == 4 * 15 + 3
