@@ -5,11 +5,18 @@ gets the first verdict, whatever happened in between. The order of checks:
 the tap id (a retry), the card (genuine, known, active), a re-tap of the same card within
 seconds (the first verdict again, no charge), then the canteen's rules. A tap the till
 decided offline is charged as it was decided: the meal was served.
+
+Each tap is one database transaction, holding SQLite's write lock (or the pupil's account
+row on PostgreSQL) from the first read to the commit, so two tills deciding for the same
+pupil decide one after the other. The verdict is built before the commit, so nothing is
+read after it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,22 +34,24 @@ from cardpay.errors import (
     SunReplayedError,
     TapConflictError,
     TapRejectedError,
-    UnknownCardError,
 )
 from cardpay.ledger import post
 from cardpay.models import Account, AccountKind, Card, CardStatus, Tap, TransactionKind
 from cardpay.rules import CanteenRules, Decision, PupilState, Reason, decide, school_day
 from cardpay.sun import Keyring, SunMessage
-from cardpay.verdicts import Verdict, verdict_of
+from cardpay.verdicts import SchoolFacts, Verdict, make_verdict, verdict_of
 from school import audit
 from school.clock import Clock, utcnow
 from school.db import immediate_session
-from school.models import Device, Pupil, School
+from school.models import Classroom, Device, Pupil, School
 
 logger = logging.getLogger(__name__)
 
 MAX_CLOCK_SKEW = timedelta(minutes=2)
 MAX_OFFLINE_AGE = timedelta(days=14)
+# A school's rules are read again at most this often: a change reaches the tills within
+# seconds, and a tap does not pay for reading them each time.
+RULES_TTL_S = 5.0
 
 _ALERTS = {
     Reason.CARD_LOST: "a card reported lost was presented",
@@ -64,19 +73,43 @@ class TapRequest:
     offline_accepted: bool | None = None
 
 
+@dataclass(frozen=True)
+class _Canteen:
+    """A school's rules and the facts a tap needs, as read at `loaded`."""
+
+    school_id: int
+    facts: SchoolFacts
+    rules: CanteenRules
+    retap: timedelta
+    revenue_id: int
+    rooms: dict[int, str]
+    loaded: float
+
+
+@dataclass
+class _Tap:
+    """One tap being decided: its record, its school, and what is known so far."""
+
+    record: Tap
+    canteen: _Canteen
+    pupil: Pupil | None = None
+
+
 class Till:
-    """Decides taps for one deployment; stateless apart from its collaborators."""
+    """Decides taps for one deployment; keeps nothing but a few seconds of rules."""
 
     def __init__(self, *, engine: Engine, keyring: Keyring, clock: Clock = utcnow) -> None:
         self._engine = engine
         self._keyring = keyring
         self._clock = clock
+        self._canteens: dict[int, _Canteen] = {}
+        self._lock = threading.Lock()
 
     def tap(self, device: Device, request: TapRequest) -> Verdict:
         now = self._clock()
         _check_time(request, now)
         try:
-            with immediate_session(self._engine) as session:
+            with immediate_session(self._engine, expire_on_commit=False) as session:
                 return self._decide(session, device, request, now)
         except IntegrityError:
             # The same tap id from a concurrent retry committed first: answer as it was.
@@ -93,40 +126,69 @@ class Till:
         existing = _existing(session, device, request.tap_id)
         if existing is not None:
             return verdict_of(session, existing)
-        school = session.get(School, device.school_id)
-        assert school is not None
-        assert school.id is not None
         assert device.id is not None
-        tap = Tap(
-            tap_id=request.tap_id,
-            school_id=school.id,
-            device_id=device.id,
-            card_uid=_uid_or_blank(request.uid),
-            read_at=request.read_at,
-            received_at=now,
-            decided_offline=request.offline_accepted is not None,
-            accepted=False,
-            reason="",
+        tap = _Tap(
+            Tap(
+                tap_id=request.tap_id,
+                school_id=device.school_id,
+                device_id=device.id,
+                card_uid=_uid_or_blank(request.uid),
+                read_at=request.read_at,
+                received_at=now,
+                decided_offline=request.offline_accepted is not None,
+                accepted=False,
+                reason="",
+            ),
+            self._canteen(session, device.school_id),
         )
         try:
             card = self._identify(session, request)
         except CardPayError as exc:
             return _refuse(session, tap, _reason_for(exc))
-        tap.card_uid, tap.card_id, tap.pupil_id = card.uid, card.id, card.pupil_id
+        tap.record.card_uid, tap.record.card_id = card.uid, card.id
+        tap.record.pupil_id = card.pupil_id
+        tap.pupil = session.get(Pupil, card.pupil_id)
         if card.status is not CardStatus.ACTIVE:
             return _refuse(session, tap, Reason(f"card_{card.status.value}"))
-        first = _first_of_retap(
-            session, card, request.read_at, canteen.retap_window(session, school.id)
-        )
+        first = _first_of_retap(session, card, request.read_at, tap.canteen.retap)
         if first is not None:
             return _repeat(session, tap, first)
-        return _charge(session, school, tap, request, device)
+        return _charge(session, tap, request, device)
 
     def _identify(self, session: Session, request: TapRequest) -> Card:
         if request.sun_url:
             message = SunMessage.from_url(request.sun_url)
             return cards.identify_sun(session=session, message=message, keyring=self._keyring)
         return cards.identify_uid(session, request.uid)
+
+    def _canteen(self, session: Session, school_id: int) -> _Canteen:
+        with self._lock:
+            cached = self._canteens.get(school_id)
+        if cached is not None and time.monotonic() - cached.loaded < RULES_TTL_S:
+            return cached
+        school = session.get(School, school_id)
+        assert school is not None
+        revenue = school_account(
+            session=session, school_id=school_id, kind=AccountKind.MEAL_REVENUE
+        )
+        rooms = dict(
+            session.exec(
+                select(Classroom.id, Classroom.name).where(Classroom.school_id == school_id)
+            ).all()
+        )
+        assert revenue.id is not None
+        fresh = _Canteen(
+            school_id,
+            SchoolFacts.of(school),
+            canteen.rules_for(session, school),
+            canteen.retap_window(session, school_id),
+            revenue.id,
+            {k: v for k, v in rooms.items() if k is not None},
+            time.monotonic(),
+        )
+        with self._lock:
+            self._canteens[school_id] = fresh
+        return fresh
 
 
 def _check_time(request: TapRequest, now: datetime) -> None:
@@ -159,19 +221,28 @@ def _reason_for(exc: CardPayError) -> Reason:
         return Reason.REPLAYED
     if isinstance(exc, SunForgedError | SunRefusedError):
         return Reason.CARD_NOT_GENUINE
-    if isinstance(exc, UnknownCardError):
-        return Reason.UNKNOWN_CARD
     return Reason.UNKNOWN_CARD
 
 
-def _refuse(session: Session, tap: Tap, reason: Reason, alert: str = "") -> Verdict:
-    tap.accepted, tap.reason = False, reason.value
-    tap.alert = alert or _ALERTS.get(reason, "")
-    session.add(tap)
-    if tap.alert:
-        _audit_alert(session, tap)
+def _verdict(tap: _Tap, decision: Decision, first: Tap | None = None) -> Verdict:
+    pupil = tap.pupil
+    room = tap.canteen.rooms.get(pupil.classroom_id or 0, "") if pupil else ""
+    return make_verdict(tap.record, first or tap.record, tap.canteen.facts, pupil, room, decision)
+
+
+def _refuse(
+    session: Session, tap: _Tap, reason: Reason, decision: Decision | None = None
+) -> Verdict:
+    record = tap.record
+    record.accepted, record.reason, record.price_cents = False, reason.value, 0
+    record.balance_after_cents = None
+    record.alert = _ALERTS.get(reason, "")
+    verdict = _verdict(tap, decision or Decision(accepted=False, reason=reason))
+    session.add(record)
+    if record.alert:
+        _audit_alert(session, record)
     session.commit()
-    return verdict_of(session, tap)
+    return verdict
 
 
 def _audit_alert(session: Session, tap: Tap) -> None:
@@ -203,13 +274,15 @@ def _first_of_retap(
     ).first()
 
 
-def _repeat(session: Session, tap: Tap, first: Tap) -> Verdict:
-    tap.repeat_of_id = first.id
-    tap.accepted, tap.reason = first.accepted, first.reason
-    tap.balance_after_cents = first.balance_after_cents
-    session.add(tap)
+def _repeat(session: Session, tap: _Tap, first: Tap) -> Verdict:
+    record = tap.record
+    record.repeat_of_id = first.id
+    record.accepted, record.reason = first.accepted, first.reason
+    record.balance_after_cents = first.balance_after_cents
+    verdict = verdict_of(session, record)
+    session.add(record)
     session.commit()
-    return verdict_of(session, tap)
+    return verdict
 
 
 def _pupil_state(
@@ -229,11 +302,8 @@ def _pupil_state(
     )
 
 
-def _charge(
-    session: Session, school: School, tap: Tap, request: TapRequest, device: Device
-) -> Verdict:
-    rules = canteen.rules_for(session, school)
-    pupil = session.get(Pupil, tap.pupil_id)
+def _charge(session: Session, tap: _Tap, request: TapRequest, device: Device) -> Verdict:
+    rules, pupil = tap.canteen.rules, tap.pupil
     assert pupil is not None
     account = canteen.lock(
         session,
@@ -244,57 +314,59 @@ def _charge(
     )
     if request.offline_accepted is None:
         if not decision.accepted:
-            return _refuse(session, tap, decision.reason)
-        return _post_meal(session, school, tap, account, decision, device, offline=False)
+            return _refuse(session, tap, decision.reason, decision)
+        return _post_meal(session, tap, account, decision, device, offline=False)
     if not request.offline_accepted:
-        return _refuse(
-            session, tap, decision.reason if not decision.accepted else Reason.OFFLINE_ALLOWANCE
-        )
+        reason = decision.reason if not decision.accepted else Reason.OFFLINE_ALLOWANCE
+        return _refuse(session, tap, reason)
     served = Decision(
         accepted=True, reason=Reason.OK, price_cents=rules.price_for(pupil.tariff_band)
     )
     if not decision.accepted:
-        tap.alert = f"served offline although: {decision.message('en', rules.timezone)}"
-    return _post_meal(session, school, tap, account, served, device, offline=True)
+        tap.record.alert = f"served offline although: {decision.message('en', rules.timezone)}"
+    return _post_meal(session, tap, account, served, device, offline=True)
 
 
 def _post_meal(
     session: Session,
-    school: School,
-    tap: Tap,
+    tap: _Tap,
     account: Account,
     decision: Decision,
     device: Device,
     *,
     offline: bool,
 ) -> Verdict:
-    price = decision.price_cents
-    tap.accepted, tap.reason, tap.price_cents = True, decision.reason.value, price
-    tap.balance_after_cents = account.balance_cents - price
-    session.add(tap)
-    if tap.alert:
-        _audit_alert(session, tap)
+    record, price = tap.record, decision.price_cents
+    record.accepted, record.reason, record.price_cents = True, decision.reason.value, price
+    record.balance_after_cents = account.balance_cents - price
+    verdict = _verdict(tap, decision)
+    session.add(record)
+    if record.alert:
+        _audit_alert(session, record)
     if price == 0:
         session.commit()
-        return verdict_of(session, tap)
-    revenue = school_account(
-        session=session, school_id=school.id or 0, kind=AccountKind.MEAL_REVENUE
-    )
+        return verdict
+    revenue = session.get(Account, tap.canteen.revenue_id)
+    assert revenue is not None
     try:
-        post(
+        posted = post(
             session=session,
-            school_id=school.id or 0,
+            school_id=record.school_id,
             kind=TransactionKind.MEAL,
-            client_id=f"tap:{tap.tap_id}",
+            client_id=f"tap:{record.tap_id}",
             legs=[(account, -price), (revenue, price)],
             actor_device_id=device.id,
-            occurred_at=tap.read_at,
+            occurred_at=record.read_at,
             enforce_floors=not offline,
             memo=f"meal, {device.name}",
         )
     except InsufficientFundsError:
         # The rules read the balance under the same lock, so this means the account's
-        # floor and the rules disagree; refuse rather than charge.
-        tap.price_cents, tap.balance_after_cents = 0, None
+        # floor and the rules disagree: refuse rather than charge.
         return _refuse(session, tap, Reason.INSUFFICIENT_FUNDS)
-    return verdict_of(session, tap)
+    if posted.replayed:
+        # A copy of this tap (a till's retry on another connection) was charged while we
+        # waited for the lock; ours was rolled back: answer with the copy's verdict.
+        first = session.exec(select(Tap).where(Tap.tap_id == record.tap_id)).one()
+        return verdict_of(session, first)
+    return verdict

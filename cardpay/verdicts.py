@@ -45,22 +45,33 @@ class Verdict:
         return data
 
 
-def verdict_of(session: Session, tap: Tap) -> Verdict:
-    """The verdict recorded for `tap`; a repeat carries its first tap's verdict."""
-    first = session.get(Tap, tap.repeat_of_id) if tap.repeat_of_id else tap
-    assert first is not None
-    school = session.get(School, tap.school_id)
-    assert school is not None
-    decision = Decision(accepted=first.accepted, reason=Reason(first.reason or "unknown_card"))
+@dataclass(frozen=True)
+class SchoolFacts:
+    """What a verdict needs of its school, cheap to keep between taps."""
+
+    currency: str
+    locale: str
+    timezone: str
+
+    @classmethod
+    def of(cls, school: School) -> SchoolFacts:
+        return cls(currency=school.currency, locale=school.locale, timezone=school.timezone)
+
+
+def make_verdict(
+    tap: Tap, first: Tap, school: SchoolFacts, pupil: Pupil | None, room: str, decision: Decision
+) -> Verdict:
+    """The verdict for `tap`, whose decision was made at `first` (itself, or the tap it
+    repeats)."""
     return Verdict(
         tap_id=tap.tap_id,
         accepted=first.accepted,
         reason=decision.reason.value,
-        message=_message(session, decision, first, school),
+        message=decision.message(school.locale, school.timezone),
         price_cents=first.price_cents,
         balance_cents=first.balance_after_cents,
         currency=school.currency,
-        pupil=_pupil_card(session, first.pupil_id),
+        pupil=_pupil_card(pupil, room),
         read_at=tap.read_at,
         decided_offline=first.decided_offline,
         repeat=tap.repeat_of_id is not None,
@@ -68,25 +79,33 @@ def verdict_of(session: Session, tap: Tap) -> Verdict:
     )
 
 
-def _message(session: Session, decision: Decision, tap: Tap, school: School) -> str:
-    if decision.reason is Reason.ALREADY_EATEN and tap.pupil_id is not None:
+def verdict_of(session: Session, tap: Tap) -> Verdict:
+    """The verdict recorded for `tap`, read back (a retried tap); a repeat carries its
+    first tap's verdict."""
+    first = session.get(Tap, tap.repeat_of_id) if tap.repeat_of_id else tap
+    assert first is not None
+    school = session.get(School, tap.school_id)
+    assert school is not None
+    decision = Decision(accepted=first.accepted, reason=Reason(first.reason or "unknown_card"))
+    if decision.reason is Reason.ALREADY_EATEN:
         decision = Decision(
-            accepted=False, reason=decision.reason, first_meal_at=first_meal_before(session, tap)
+            accepted=False, reason=decision.reason, first_meal_at=first_meal_before(session, first)
         )
-    return decision.message(school.locale, school.timezone)
+    pupil = session.get(Pupil, first.pupil_id) if first.pupil_id else None
+    room = session.get(Classroom, pupil.classroom_id) if pupil and pupil.classroom_id else None
+    return make_verdict(
+        tap, first, SchoolFacts.of(school), pupil, room.name if room else "", decision
+    )
 
 
-def _pupil_card(session: Session, pupil_id: int | None) -> PupilCard | None:
-    if pupil_id is None:
+def _pupil_card(pupil: Pupil | None, room: str) -> PupilCard | None:
+    if pupil is None:
         return None
-    pupil = session.get(Pupil, pupil_id)
-    assert pupil is not None
     assert pupil.id is not None
-    room = session.get(Classroom, pupil.classroom_id) if pupil.classroom_id else None
     return PupilCard(
         id=pupil.id,
         name=pupil.full_name,
-        classroom=room.name if room else "",
+        classroom=room,
         photo_url=f"/pupils/{pupil.id}/photo" if pupil.photo_path else None,
         allergies=pupil.allergies,
         diet_notes=pupil.diet_notes,
