@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
@@ -32,8 +34,14 @@ def load_settings() -> Settings:
         fail(f"bad configuration: {exc}")
 
 
-def engine(settings: Settings | None = None) -> Engine:
-    return make_engine((settings or load_settings()).effective_database_url)
+@contextmanager
+def database(settings: Settings | None = None) -> Iterator[Engine]:
+    """An engine for one command, its connections closed when the command is done."""
+    eng = make_engine((settings or load_settings()).effective_database_url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
 
 
 def school(session: Session, slug: str | None) -> School:

@@ -29,7 +29,7 @@ def device_add(
     ),
 ) -> None:
     """Add a device. Its token is shown once: only its SHA-256 is kept."""
-    with Session(context.engine()) as session:
+    with context.database() as eng, Session(eng) as session:
         where = context.school(session, school_slug)
         _device, token = add_device(session=session, school=where, kind=kind, name=name)
         session.commit()

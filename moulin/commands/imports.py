@@ -29,7 +29,7 @@ def pupils(
     """Import pupils, classes and guardians' e-mails. Checks every row first and writes
     nothing if any row is wrong; re-importing the same file changes nothing."""
     raw = file.read_bytes()
-    with Session(context.engine()) as session:
+    with context.database() as eng, Session(eng) as session:
         where = context.school(session, school_slug)
         today = datetime.now(ZoneInfo(where.timezone)).date()
         with Progress(console=context.console, transient=True) as bar:

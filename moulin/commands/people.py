@@ -33,7 +33,7 @@ def school_add(
         context.fail(f"unknown time zone {timezone!r} (e.g. Europe/Paris)")
     if locale not in ("fr", "en"):
         context.fail("locale must be fr or en")
-    with Session(context.engine()) as session:
+    with context.database() as eng, Session(eng) as session:
         record = School(
             slug=slug, name=name, timezone=timezone, currency=currency.upper(), locale=locale
         )
@@ -76,7 +76,7 @@ def user_add(
 ) -> None:
     """Add a user; asks for their password (or reads it from stdin)."""
     password = _read_password(password_stdin)
-    with Session(context.engine()) as session:
+    with context.database() as eng, Session(eng) as session:
         try:
             user = create_user(session=session, email=email, full_name=name, password=password)
             if role:

@@ -24,9 +24,8 @@ def serve(
 ) -> None:
     """Run the web server (parents' and staff pages, till and camera APIs)."""
     settings = context.load_settings()
-    eng = context.engine(settings)
-    current, head = current_revision(eng), head_revision(eng)
-    eng.dispose()
+    with context.database(settings) as eng:
+        current, head = current_revision(eng), head_revision(eng)
     if current != head:
         context.fail(
             f"database schema is at {current or 'empty'}, not {head}: run `moulin db upgrade` first"
