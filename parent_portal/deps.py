@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from parent_portal.errors import LoginRequired
 from parent_portal.sessions import SESSION_COOKIE, live_session
 from school.clock import Clock
+from school.db import immediate_session
 from school.models import School, User, WebSession
 from school.settings import Settings
 
@@ -41,9 +42,18 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_ledger_db(request: Request) -> Iterator[Session]:
+    """A session for money writes: BEGIN IMMEDIATE on SQLite (see cardpay.ledger). Use it
+    only after every write of the request's other session, which it would block."""
+    engine = cast(Engine, request.app.state.engine)
+    with immediate_session(engine) as session:
+        yield session
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SessionDep = Annotated[Session, Depends(get_db)]
+LedgerSessionDep = Annotated[Session, Depends(get_ledger_db)]
 
 
 def signed_in_for(request: Request, session: Session) -> SignedIn | None:

@@ -6,13 +6,23 @@
     ├── CsrfRejected        a form without a valid anti-forgery token
     └── LoginThrottled      too many failed sign-ins; carries when to try again
 
-School errors (`school.errors`) are mapped here too, so services never pick status codes.
+School errors (`school.errors`), lunch-account errors (`cardpay.errors`) and payment errors
+are mapped here too, so services never pick status codes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from cardpay.errors import (
+    CardPayError,
+    CardStatusError,
+    IdempotencyConflictError,
+    InsufficientFundsError,
+    MoneyInputError,
+    NotReversibleError,
+)
+from cardpay.payments.base import CheckoutFailed, PaymentError
 from school.errors import Conflict, InvalidInput, NotFound, SchoolError
 
 
@@ -48,6 +58,13 @@ STATUS_CODES: dict[type[Exception], int] = {
     Forbidden: 403,
     CsrfRejected: 403,
     LoginThrottled: 429,
+    MoneyInputError: 400,
+    InsufficientFundsError: 409,
+    IdempotencyConflictError: 409,
+    NotReversibleError: 409,
+    CardStatusError: 409,
+    CheckoutFailed: 502,
+    PaymentError: 400,
 }
 
 
@@ -55,6 +72,6 @@ def status_for(exc: Exception) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_CODES:
             return STATUS_CODES[cls]
-    if isinstance(exc, SchoolError):
+    if isinstance(exc, SchoolError | CardPayError):
         return 400
     return 500

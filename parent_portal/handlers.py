@@ -12,6 +12,8 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from cardpay.errors import CardPayError
+from cardpay.payments.base import PaymentError
 from parent_portal.deps import get_clock, get_settings
 from parent_portal.errors import (
     CsrfRejected,
@@ -30,7 +32,7 @@ logger = logging.getLogger(__name__)
 # Error pages show a message from the catalogs, never the exception's own text, which
 # may name records the visitor should not learn about.
 _MESSAGES = {400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
-             409: "error.409", 429: "error.429"}
+             409: "error.409", 429: "error.429", 502: "error.502"}
 
 
 def wants_html(request: Request) -> bool:
@@ -89,4 +91,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, handle_login_required)
     app.add_exception_handler(PortalError, handle_error)
     app.add_exception_handler(SchoolError, handle_error)
+    app.add_exception_handler(CardPayError, handle_error)
+    app.add_exception_handler(PaymentError, handle_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)

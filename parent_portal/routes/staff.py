@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from parent_portal.access import StaffViewer, staff_school_ids
 from parent_portal.deps import SessionDep
+from parent_portal.money_access import money_roles, money_schools
 from parent_portal.routes.auth import client_ip
 from parent_portal.templating import render
 from school import audit
@@ -42,6 +43,7 @@ def staff_home(request: Request, viewer: StaffViewer, session: SessionDep) -> Re
     room_ids = [room.id for _, rooms in schools for room in rooms if room.id is not None]
     return render(request, "staff_home.html", {
         "schools": schools, "counts": pupil_counts(session, room_ids),
+        "money": bool(money_schools(session, viewer.user_id)),
     })
 
 
@@ -60,4 +62,5 @@ def staff_class(
         raise NotFound("no such class")
     return render(request, "staff_class.html", {
         "room": room, "pupils": list(pupils_in(session, classroom_id)),
+        "money": bool(money_roles(session, viewer.user_id, room.school_id)),
     })
