@@ -125,3 +125,16 @@ def till(session: Session, school: School, name: str = "Till 1") -> Device:
     device, _ = add_device(session=session, school=school, kind=DeviceKind.TILL, name=name)
     session.commit()
     return device
+
+
+def balance_of(session: Session, pupil: Pupil) -> int:
+    """A pupil's balance as committed now, 0 without an account (read-only: opening the
+    account here would hold SQLite's write lock against the server under test)."""
+    from sqlmodel import select
+
+    from cardpay.models import Account
+
+    session.rollback()
+    found = session.exec(select(Account.balance_cents)
+                         .where(Account.pupil_id == pupil.id)).first()
+    return int(found or 0)

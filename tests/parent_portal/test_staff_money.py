@@ -8,7 +8,6 @@ from sqlmodel import Session, col, func, select
 
 from cardpay import cards
 from cardpay.account_models import Receipt
-from cardpay.accounts import pupil_account
 from cardpay.models import CardKind, LedgerTransaction
 from school.models import AuditEvent, Role
 from school.people import grant_role
@@ -23,8 +22,7 @@ def _money(pupil_id: int | None) -> str:
 
 
 def _balance(session: Session, school: SmallSchool, index: int = 0) -> int:
-    session.rollback()
-    return pupil_account(session=session, pupil=school.pupils[index]).balance_cents
+    return factories.balance_of(session, school.pupils[index])
 
 
 def _topup(client: TestClient, pupil_id: int | None, **fields: str):  # type: ignore[no-untyped-def]
