@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from cardpay.account_models import Receipt
 from cardpay.history import utc_range
 from cardpay.models import Account, AccountKind, LedgerTransaction, Posting, TransactionKind
-from school.models import Classroom, Device, Pupil
+from school.models import Classroom, Device, DeviceKind, Pupil
 
 
 @dataclass(frozen=True)
@@ -126,47 +126,52 @@ class DayReport:
 
 def day_report(session: Session, *, school_id: int, timezone: str, day: date) -> DayReport:
     """The end-of-day report: takings per till, cash per drawer, top-ups by tender."""
-    names: dict[int | None, str] = {
-        d.id: d.name for d in session.exec(select(Device).where(Device.school_id == school_id))}
+    devices = session.exec(select(Device).where(Device.school_id == school_id)).all()
+    names: dict[int | None, str] = {d.id: d.name for d in devices}
+    tills = {d.id for d in devices if d.kind is DeviceKind.TILL and d.revoked_at is None}
     takings: dict[int | None, list[int]] = defaultdict(lambda: [0, 0])
     for _, _, _, cents, device in _meals(session, school_id, timezone, day, day):
         takings[device][0] += 1
         takings[device][1] += cents
-    tills = [TillTakings(names.get(device, "") if device else "", meals, cents)
-             for device, (meals, cents) in sorted(takings.items(), key=lambda i: i[0] or 0)]
     start, end = utc_range(timezone, day, day)
-    return DayReport(day=day, tills=tills,
-                     drawers=_drawers(session, school_id, names, start, end),
+    return DayReport(day=day,
+                     tills=[TillTakings(names.get(device, "") if device else "", meals, cents)
+                            for device, (meals, cents) in sorted(takings.items(),
+                                                                 key=lambda i: i[0] or 0)],
+                     drawers=_drawers(session, school_id, names, tills, start, end),
                      topups=_topups(session, school_id, start, end),
                      receipts=_receipts(session, school_id, start, end))
 
 
 def _drawers(session: Session, school_id: int, names: dict[int | None, str],
-             start: datetime, end: datetime) -> list[Drawer]:
-    drawers = session.exec(select(Account).where(Account.school_id == school_id,
-                                                 Account.kind == AccountKind.CASH_DRAWER)).all()
-    result = []
-    for drawer in sorted(drawers, key=lambda a: (a.device_id is not None, a.id or 0)):
-        moves = session.execute(
-            sa_select(col(LedgerTransaction.kind), col(Posting.amount_cents),
-                      col(LedgerTransaction.created_at))
-            .join(Posting, col(Posting.transaction_id) == col(LedgerTransaction.id))
-            .where(col(Posting.account_id) == drawer.id,
-                   col(LedgerTransaction.created_at) < end)
-        ).all()
-        # Cash in a drawer is the negative of its balance (see cardpay.models).
-        opening = -sum(cents for _, cents, at in moves if at < start)
-        today = [(kind, -cents) for kind, cents, at in moves if at >= start]
-        result.append(Drawer(
-            name=names.get(drawer.device_id, "") if drawer.device_id else "",
-            opening_cents=opening,
-            topups_cents=sum(c for k, c in today if k is TransactionKind.TOPUP),
-            paid_out_cents=-sum(c for k, c in today
-                                if k in (TransactionKind.REFUND, TransactionKind.TRANSFER)),
-            other_cents=sum(c for k, c in today if k not in (
-                TransactionKind.TOPUP, TransactionKind.REFUND, TransactionKind.TRANSFER)),
-        ))
-    return result
+             tills: set[int | None], start: datetime, end: datetime) -> list[Drawer]:
+    """The office drawer, then every till's, empty until it has an account."""
+    accounts = {a.device_id: a for a in session.exec(select(Account).where(
+        Account.school_id == school_id, Account.kind == AccountKind.CASH_DRAWER)).all()}
+    order = sorted(set(accounts) | tills, key=lambda device: (device is not None, device or 0))
+    return [_drawer(session, accounts[device], start, end, names.get(device, ""))
+            if device in accounts else Drawer(names.get(device, ""), 0, 0, 0, 0)
+            for device in order]
+
+
+def _drawer(session: Session, drawer: Account, start: datetime, end: datetime,
+            name: str) -> Drawer:
+    moves = session.execute(
+        sa_select(col(LedgerTransaction.kind), col(Posting.amount_cents),
+                  col(LedgerTransaction.created_at))
+        .join(Posting, col(Posting.transaction_id) == col(LedgerTransaction.id))
+        .where(col(Posting.account_id) == drawer.id, col(LedgerTransaction.created_at) < end)
+    ).all()
+    # Cash in a drawer is the negative of its balance (see cardpay.models).
+    today = [(kind, -cents) for kind, cents, at in moves if at >= start]
+    paid_out = (TransactionKind.REFUND, TransactionKind.TRANSFER)
+    return Drawer(
+        name=name, opening_cents=-sum(cents for _, cents, at in moves if at < start),
+        topups_cents=sum(c for k, c in today if k is TransactionKind.TOPUP),
+        paid_out_cents=-sum(c for k, c in today if k in paid_out),
+        other_cents=sum(c for k, c in today if k is not TransactionKind.TOPUP
+                        and k not in paid_out),
+    )
 
 
 def _topups(session: Session, school_id: int, start: datetime,

@@ -94,7 +94,8 @@ def test_end_of_day_cash_and_takings(session: Session,
     school, _ = week
     day = reports.day_report(session, school_id=school.school.id or 0, timezone=TZ, day=TUE)
     assert [(t.name, t.meals, t.revenue_cents) for t in day.tills] == [("Till 1", 3, 790)]
-    [office_drawer] = day.drawers
+    office_drawer, till_drawer = day.drawers
+    assert (till_drawer.name, till_drawer.closing_cents) == ("Till 1", 0)
     assert (office_drawer.opening_cents, office_drawer.topups_cents,
             office_drawer.paid_out_cents, office_drawer.closing_cents) == (0, 3500, 500, 3000)
     drawer = school_account(session=session, school_id=school.school.id or 0,
@@ -106,7 +107,7 @@ def test_end_of_day_cash_and_takings(session: Session,
         (1, "Léa Martin", False), (2, "Léa Martin", False), (3, "Léa Martin", False),
         (4, "Léa Martin", False)]
     parsed = list(csv.DictReader(io.StringIO(day_csv(day))))
-    drawer_row = next(r for r in parsed if r["section"] == "drawer")
+    drawer_row = next(r for r in parsed if r["section"] == "drawer" and r["name"] == "office")
     assert (drawer_row["cash_in"], drawer_row["cash_out"], drawer_row["expected_cash"]) == (
         "35.00", "5.00", "30.00")
     assert next(r for r in parsed if r["section"] == "till")["amount"] == "7.90"
