@@ -127,7 +127,8 @@ def test_demo_accounts_cards_and_history_add_up(demo: tuple[str, Path]) -> None:
         assert len(active) == len(session.exec(select(Pupil)).all())
         secure = [c.uid for c in active if c.kind is CardKind.NTAG424]
         plain = [c.uid for c in active if c.kind is CardKind.UID]
-        assert secure and plain
+        assert secure
+        assert plain
         assert all(uid.startswith("04") and len(uid) == 14 for uid in secure)
         assert all(len(uid) == 8 for uid in plain)
         assert {c.status for c in session.exec(select(Card)).all()} >= {
