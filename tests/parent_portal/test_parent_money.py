@@ -232,3 +232,39 @@ def test_the_webhook_endpoint_believes_only_signed_matching_payments(
     assert sorted(e.detail["problem"] for e in refusals) == [
         "amount 250000 EUR instead of 2500 EUR", "unknown intent"]
     assert json.loads(body)["intent_id"] == intent
+
+
+def test_a_stripe_webhook_credits_through_the_same_endpoint(
+    settings: Settings, engine: object, clock: object, small_school: SmallSchool,
+    session: Session
+) -> None:
+    import hashlib
+    import hmac
+    import time
+
+    from parent_portal.app import create_app
+
+    stripe = settings.model_copy(update={"payment_provider": "stripe",
+                                         "stripe_api_key": "sk_test_x",
+                                         "stripe_webhook_secret": "whsec_test"})
+    app = create_app(stripe, engine, clock=clock)  # type: ignore[arg-type]
+    lea = small_school.pupils[0]
+    session.add(TopUpIntent(intent_id="ecole-s1", school_id=lea.school_id, pupil_id=lea.id,  # type: ignore[arg-type]
+                            user_id=small_school.parent.id, provider="stripe",  # type: ignore[arg-type]
+                            provider_ref="cs_test_1", amount_cents=3000, currency="EUR",
+                            status="pending"))  # type: ignore[arg-type]
+    session.commit()
+    body = json.dumps({"id": "evt_1", "object": "event", "type": "checkout.session.completed",
+                       "data": {"object": {
+                           "id": "cs_test_1", "object": "checkout.session",
+                           "payment_status": "paid", "amount_total": 3000, "currency": "eur",
+                           "metadata": {"intent_id": "ecole-s1"}}}}).encode()
+    stamp = int(time.time())
+    mac = hmac.new(b"whsec_test", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    with TestClient(app) as client:
+        answer = client.post("/payments/webhook/stripe", content=body,
+                             headers={"Stripe-Signature": f"t={stamp},v1={mac}"})
+        assert "https://checkout.stripe.com" in answer.headers["content-security-policy"]
+        assert client.post("/payments/webhook/demo", content=body).status_code == 404
+    assert answer.json() == {"status": "credited"}
+    assert factories.balance_of(session, lea) == 3000
