@@ -14,7 +14,7 @@ from school.models import Device, Pupil
 # Kinds of which a school has exactly one account (plus the office's cash drawer).
 SCHOOL_KINDS = frozenset({AccountKind.ONLINE_CLEARING, AccountKind.MEAL_REVENUE,
                           AccountKind.REFUNDS, AccountKind.ADJUSTMENTS,
-                          AccountKind.CASH_DRAWER})
+                          AccountKind.CASH_DRAWER, AccountKind.CHEQUES, AccountKind.BANK})
 
 
 def pupil_account(*, session: Session, pupil: Pupil, floor_cents: int | None = 0) -> Account:

@@ -11,16 +11,21 @@
     │   ├── TapConflictError         a tap id already used by another till
     │   └── TapRejectedError         a tap the server cannot accept as sent (a time in the
     │                                future, no card data)
-    └── CardError
-        ├── InvalidUidError           not a 4, 7 or 10 byte UID in hex
-        ├── UnknownCardError          no card with this UID
-        ├── CardUnavailableError      a UID that may not be linked to this pupil
-        ├── CardStatusError           a status change the card's life does not allow
-        ├── CardNotUsableError        a blocked, lost or retired card was tapped
-        └── SunRefusedError           an NTAG 424 DNA message that proves nothing
-            ├── SunMalformedError     wrong length, not hex, or undecryptable PICCData
-            ├── SunForgedError        the CMAC does not match: a forgery or a wrong key
-            └── SunReplayedError      a read counter not greater than the last one seen
+    ├── CardError
+    │   ├── InvalidUidError           not a 4, 7 or 10 byte UID in hex
+    │   ├── UnknownCardError          no card with this UID
+    │   ├── CardUnavailableError      a UID that may not be linked to this pupil
+    │   ├── CardStatusError           a status change the card's life does not allow
+    │   ├── CardNotUsableError        a blocked, lost or retired card was tapped
+    │   └── SunRefusedError           an NTAG 424 DNA message that proves nothing
+    │       ├── SunMalformedError     wrong length, not hex, or undecryptable PICCData
+    │       ├── SunForgedError        the CMAC does not match: a forgery or a wrong key
+    │       └── SunReplayedError      a read counter not greater than the last one seen
+    └── MoneyInputError               what a person typed on a money form; its `code`
+        │                             names the message the page shows
+        ├── InvalidAmountError        not a positive amount of at most two decimals, or
+        │                             outside the form's bounds
+        └── ReasonRequiredError       a refund, correction or reversal without a reason
 """
 
 from __future__ import annotations
@@ -111,4 +116,18 @@ class TapConflictError(TapError):
 
 
 class TapRejectedError(TapError):
+    pass
+
+
+class MoneyInputError(CardPayError):
+    def __init__(self, code: str, detail: str) -> None:
+        self.code = code
+        super().__init__(detail)
+
+
+class InvalidAmountError(MoneyInputError):
+    pass
+
+
+class ReasonRequiredError(MoneyInputError):
     pass

@@ -28,6 +28,8 @@ class AccountKind(enum.StrEnum):
     PUPIL_LUNCH = "pupil_lunch"
     CASH_DRAWER = "cash_drawer"  # one per till device, and one (device None) for the office
     ONLINE_CLEARING = "online_clearing"
+    CHEQUES = "cheques"  # cheques received at the office, not yet paid in at the bank
+    BANK = "bank"  # bank transfers received straight into the school's account
     MEAL_REVENUE = "meal_revenue"
     REFUNDS = "refunds"
     ADJUSTMENTS = "adjustments"
@@ -35,7 +37,11 @@ class AccountKind(enum.StrEnum):
     @property
     def display_sign(self) -> int:
         """+1 where the balance reads as-is, -1 for money the school holds."""
-        return -1 if self in (AccountKind.CASH_DRAWER, AccountKind.ONLINE_CLEARING) else 1
+        return -1 if self in _HELD else 1
+
+
+_HELD = frozenset({AccountKind.CASH_DRAWER, AccountKind.ONLINE_CLEARING, AccountKind.CHEQUES,
+                   AccountKind.BANK})
 
 
 class TransactionKind(enum.StrEnum):

@@ -10,6 +10,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from cardpay import canteen
+from cardpay.account_models import LunchSettings
 from cardpay.models import Account, AccountKind, Card, CardStatus, Tap
 from cardpay.rules import CanteenRules, school_day
 from school.models import Classroom, Pupil, School
@@ -56,6 +57,13 @@ def snapshot(session: Session, school: School, now: datetime) -> dict[str, Any]:
             .group_by(col(Tap.pupil_id))
         ).all()
     }
+    limits = dict(
+        session.exec(
+            select(LunchSettings.pupil_id, LunchSettings.daily_limit_cents)
+            .join(Pupil, col(LunchSettings.pupil_id) == Pupil.id)
+            .where(Pupil.school_id == school.id)
+        ).all()
+    )
     cards = session.exec(
         select(Card)
         .join(Pupil, col(Card.pupil_id) == Pupil.id)
@@ -74,7 +82,8 @@ def snapshot(session: Session, school: School, now: datetime) -> dict[str, Any]:
             for c in cards
         ],
         "pupils": [
-            _pupil(p, room, accounts.get(p.id), today.get(p.id), rules) for p, room in pupils
+            _pupil(p, room, accounts.get(p.id), today.get(p.id), limits.get(p.id or 0), rules)
+            for p, room in pupils
         ],
     }
 
@@ -84,6 +93,7 @@ def _pupil(
     room: str | None,
     account: Account | None,
     today: tuple[int, datetime] | None,
+    daily_limit: int | None,
     rules: CanteenRules,
 ) -> dict[str, Any]:
     spent, first = today if today else (0, None)
@@ -96,7 +106,7 @@ def _pupil(
         "tariff_band": pupil.tariff_band,
         "balance_cents": account.balance_cents if account else 0,
         "floor_cents": canteen.floor_of(account, rules) if account else rules.overdraft_floor_cents,
-        "daily_limit_cents": None,
+        "daily_limit_cents": daily_limit,
         "spent_today_cents": spent,
         "first_meal_today_at": first.isoformat() if first else None,
         "offline_allowance_cents": rules.offline_allowance_cents,

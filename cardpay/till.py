@@ -24,7 +24,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from cardpay import canteen, cards
+from cardpay import alerts, canteen, cards
+from cardpay.account_models import LunchSettings
 from cardpay.accounts import pupil_account, school_account
 from cardpay.errors import (
     CardPayError,
@@ -291,11 +292,12 @@ def _pupil_state(
     day = canteen.pupil_day(
         session, pupil.id or 0, canteen.day_bounds(rules, school_day(rules, read_at))
     )
+    parents = session.get(LunchSettings, pupil.id)
     return PupilState(
         card_status=CardStatus.ACTIVE,
         tariff_band=pupil.tariff_band,
         balance_cents=account.balance_cents,
-        daily_limit_cents=None,
+        daily_limit_cents=parents.daily_limit_cents if parents else None,
         spent_today_cents=day.spent_cents,
         first_meal_today_at=day.first_meal_at,
         floor_cents=canteen.floor_of(account, rules),
@@ -346,6 +348,13 @@ def _post_meal(
     if price == 0:
         session.commit()
         return verdict
+    # Queued with the meal: committed with it, or gone with it if the tap is refused.
+    alerts.after_debit(
+        session,
+        pupil_id=record.pupil_id or 0,
+        new_balance_cents=record.balance_after_cents,
+        clock=lambda: record.received_at,
+    )
     revenue = session.get(Account, tap.canteen.revenue_id)
     assert revenue is not None
     try:

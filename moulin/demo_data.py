@@ -1,4 +1,5 @@
-"""The demo school: three classes of pupils with French names, their families and staff.
+"""The demo school: three classes of pupils with French names, their families and staff,
+and their lunch accounts (`moulin.demo_money`).
 
 Everything is derived from a fixed seed, so every demo looks the same.
 """
@@ -10,8 +11,9 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from moulin import demo_money
 from school.models import Classroom, ClassroomStaff, Pupil, Role, School, User
 from school.people import grant_role, link_guardian
 from school.security import hash_password
@@ -196,6 +198,8 @@ def seed(session: Session, *, today: date) -> list[DemoLogin]:
     )
     pupils = _seed_pupils(session, school, rooms, names, rng)
     _seed_families(session, pupils, rng, password_hash, start)
+    clerk = session.exec(select(User).where(User.email == f"office@{DEMO_DOMAIN}")).one()
+    demo_money.seed_money(session, school=school, pupils=pupils, clerk=clerk, today=today)
     return [
         *staff,
         DemoLogin(

@@ -1,7 +1,10 @@
-"""The web application factory: settings, database, routes, CSRF and security headers."""
+"""The web application factory: settings, database, routes, CSRF and security headers,
+the payment webhook endpoint, and the outbox worker that sends e-mails."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -9,17 +12,54 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
 from cardpay import api as till_api
+from cardpay.outbox import OutboxWorker, SmtpConfig
+from cardpay.payments.registry import provider_from_settings
 from cardpay.sun import Keyring
 from cardpay.till import Till
-from parent_portal import handlers
+from parent_portal import handlers, webhooks
 from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
-from parent_portal.routes import auth, health, parent, staff
+from parent_portal.routes import (
+    auth,
+    health,
+    parent,
+    parent_money,
+    payments,
+    staff,
+    staff_money,
+    staff_reports,
+)
 from school.clock import Clock, utcnow
 from school.db import make_engine
 from school.settings import Settings
 
 STATIC_DIR = Path(__file__).parent / "static"
+STRIPE_CHECKOUT = "https://checkout.stripe.com"
+
+
+def smtp_config(settings: Settings) -> SmtpConfig | None:
+    if not settings.smtp_host:
+        return None
+    return SmtpConfig(host=settings.smtp_host, port=settings.smtp_port,
+                      sender=settings.smtp_from, username=settings.smtp_username,
+                      password=settings.smtp_password, starttls=settings.smtp_starttls,
+                      timeout_seconds=settings.smtp_timeout_seconds,
+                      footer=settings.public_url)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Send queued e-mails from a background thread while the server runs."""
+    config = smtp_config(app.state.settings)
+    worker = OutboxWorker(app.state.engine, config) if config else None
+    app.state.outbox = worker
+    if worker:
+        worker.start()
+    try:
+        yield
+    finally:
+        if worker:
+            worker.stop()
 
 
 def create_app(
@@ -31,6 +71,7 @@ def create_app(
         # App-wide, so that every form route, present or future, checks the token.
         dependencies=[Depends(csrf_protect)],
         docs_url=None, redoc_url=None, openapi_url=None,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine if engine is not None else make_engine(
@@ -39,10 +80,17 @@ def create_app(
     app.state.clock = clock
     app.state.till = Till(engine=app.state.engine,
                           keyring=Keyring(settings.effective_card_master_key()), clock=clock)
-    app.add_middleware(SecurityHeaders, https=settings.https)
+    app.state.payment_provider = provider_from_settings(settings)
+    app.state.outbox = None
+    stripe = settings.effective_payment_provider == "stripe"
+    app.add_middleware(SecurityHeaders, https=settings.https,
+                       form_targets=(STRIPE_CHECKOUT,) if stripe else ())
     handlers.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (health, auth, parent, staff):
+    # Outside the CSRF dependency: webhooks authenticate by signature (see webhooks.py).
+    app.mount("/payments/webhook", webhooks.webhook_app(app))
+    for module in (health, auth, parent, parent_money, payments, staff, staff_money,
+                   staff_reports):
         app.include_router(module.router)
     app.include_router(till_api.router)
     return app

@@ -57,9 +57,17 @@ def get_db(request: Request) -> Iterator[Session]:
             yield session
 
 
+def get_ledger_db(session: Annotated[Session, Depends(get_db)]) -> Session:
+    """The session for money writes. It is the request's own session: a request that may
+    write already holds SQLite's write lock from its first statement (see get_db), which
+    is what cardpay.ledger asks for; a second session would wait on the first forever."""
+    return session
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SessionDep = Annotated[Session, Depends(get_db)]
+LedgerSessionDep = Annotated[Session, Depends(get_ledger_db)]
 
 
 def signed_in_for(request: Request) -> SignedIn | None:

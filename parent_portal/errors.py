@@ -6,15 +6,25 @@
     ├── CsrfRejected        a form without a valid anti-forgery token
     └── LoginThrottled      too many failed sign-ins; carries when to try again
 
-School and canteen errors (`school.errors`, `cardpay.errors`) are mapped here too, so
-services never pick status codes.
+School errors (`school.errors`), lunch-account errors (`cardpay.errors`) and payment errors
+are mapped here too, so services never pick status codes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from cardpay.errors import CardPayError, TapConflictError, TapRejectedError
+from cardpay.errors import (
+    CardPayError,
+    CardStatusError,
+    IdempotencyConflictError,
+    InsufficientFundsError,
+    MoneyInputError,
+    NotReversibleError,
+    TapConflictError,
+    TapRejectedError,
+)
+from cardpay.payments.base import CheckoutFailed, PaymentError
 from school.errors import Conflict, InvalidInput, NotFound, SchoolError
 
 
@@ -52,6 +62,13 @@ STATUS_CODES: dict[type[Exception], int] = {
     LoginThrottled: 429,
     TapConflictError: 409,
     TapRejectedError: 422,
+    MoneyInputError: 400,
+    InsufficientFundsError: 409,
+    IdempotencyConflictError: 409,
+    NotReversibleError: 409,
+    CardStatusError: 409,
+    CheckoutFailed: 502,
+    PaymentError: 400,
 }
 
 

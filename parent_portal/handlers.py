@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from cardpay.errors import CardPayError, TapError
+from cardpay.payments.base import PaymentError
 from parent_portal.csrf import API_PREFIX
 from parent_portal.deps import get_clock, get_settings
 from parent_portal.errors import (
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 # Error pages show a message from the catalogs, never the exception's own text, which
 # may name records the visitor should not learn about.
 _MESSAGES = {400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
-             409: "error.409", 422: "error.400", 429: "error.429"}
+             409: "error.409", 422: "error.400", 429: "error.429", 502: "error.502"}
 
 
 def wants_html(request: Request) -> bool:
@@ -97,4 +98,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PortalError, handle_error)
     app.add_exception_handler(SchoolError, handle_error)
     app.add_exception_handler(CardPayError, handle_error)
+    app.add_exception_handler(PaymentError, handle_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)

@@ -12,10 +12,20 @@ CONTENT_SECURITY_POLICY = (
 HSTS = "max-age=31536000"
 
 
+def content_security_policy(form_targets: tuple[str, ...] = ()) -> str:
+    """The policy, letting forms lead to `form_targets` too: browsers apply form-action
+    to the redirects after a form, such as a top-up form's redirect to a payment page."""
+    if not form_targets:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace("form-action 'self'",
+                                           "form-action 'self' " + " ".join(form_targets))
+
+
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool, form_targets: tuple[str, ...] = ()) -> None:
         self.app = app
         self.https = https
+        self.policy = content_security_policy(form_targets)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -28,7 +38,7 @@ class SecurityHeaders:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "same-origin")
                 headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                headers.setdefault("Content-Security-Policy", self.policy)
                 # Only over HTTPS: sent over plain HTTP it would lock a LAN box out.
                 if self.https:
                     headers.setdefault("Strict-Transport-Security", HSTS)

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     login_max_failures_per_ip: int = 50
+    # Online top-ups: 'stripe' (needs both keys), 'none', or 'demo', which credits
+    # accounts without any payment and is refused in production. Unset: 'demo' on a
+    # development box, 'none' in production.
+    payment_provider: Literal["none", "demo", "stripe"] | None = None
+    stripe_api_key: str = Field(default="", repr=False)
+    stripe_webhook_secret: str = Field(default="", repr=False)
+    stripe_api_base: str = ""
+    # Outgoing e-mail (low-balance alerts); without a host nothing is sent.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "moulin@localhost"
+    smtp_username: str = ""
+    smtp_password: str = Field(default="", repr=False)
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    # The address parents use, for links in e-mails (e.g. https://cantine.example.org).
+    public_url: str = ""
 
     @classmethod
     def settings_customise_sources(
@@ -70,7 +87,21 @@ class Settings(BaseSettings):
                 "in production (for example: python3 -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))')"
             )
+        if self.environment == "production" and self.payment_provider == "demo":
+            raise ValueError("MOULIN_PAYMENT_PROVIDER=demo credits accounts without payment; "
+                             "use 'stripe' or 'none' in production")
+        if self.payment_provider == "stripe" and not (
+            self.stripe_api_key and self.stripe_webhook_secret
+        ):
+            raise ValueError("MOULIN_PAYMENT_PROVIDER=stripe needs MOULIN_STRIPE_API_KEY and "
+                             "MOULIN_STRIPE_WEBHOOK_SECRET")
         return self
+
+    @property
+    def effective_payment_provider(self) -> str:
+        if self.payment_provider is not None:
+            return self.payment_provider
+        return "none" if self.environment == "production" else "demo"
 
     @property
     def effective_database_url(self) -> str:

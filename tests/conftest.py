@@ -19,6 +19,7 @@ from school.migrate import upgrade
 from school.settings import Settings
 from tests import factories
 from tests.pg import Cluster
+from tests.smtp import Inbox, smtp_server
 
 
 class FakeClock:
@@ -100,3 +101,10 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
 @pytest.fixture
 def small_school(session: Session) -> factories.SmallSchool:
     return factories.small_school(session)
+
+
+@pytest.fixture
+def smtp() -> Iterator[Inbox]:
+    """A local SMTP server that keeps what it receives."""
+    with smtp_server() as inbox:
+        yield inbox

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlmodel import Session
 
-from school.models import Classroom, Pupil, Role, School, User
+from cardpay.models import LedgerTransaction
+from school.models import Classroom, Device, DeviceKind, Pupil, Role, School, User
 from school.people import create_user, grant_role, link_guardian
 from school.security import hash_password
 
@@ -99,3 +100,41 @@ def small_school(session: Session) -> SmallSchool:
         staff[Role.OFFICE],
         staff[Role.ADMIN],
     )
+
+
+def meal(session: Session, pupil: Pupil, cents: int, *, at: datetime,
+         device: Device | None = None, client_id: str | None = None) -> LedgerTransaction:
+    """A meal posted the way the till posts one (overdraft allowed, as if served offline)."""
+    from cardpay.accounts import pupil_account, school_account
+    from cardpay.ledger import post
+    from cardpay.models import AccountKind, TransactionKind
+
+    account = pupil_account(session=session, pupil=pupil)
+    revenue = school_account(session=session, school_id=pupil.school_id,
+                             kind=AccountKind.MEAL_REVENUE)
+    return post(session=session, school_id=pupil.school_id, kind=TransactionKind.MEAL,
+                client_id=client_id or f"tap:{pupil.id}:{at.isoformat()}",
+                legs=[(account, -cents), (revenue, cents)], occurred_at=at,
+                actor_device_id=device.id if device else None, enforce_floors=False,
+                clock=lambda: at).transaction
+
+
+def till(session: Session, school: School, name: str = "Till 1") -> Device:
+    from school.devices import add_device
+
+    device, _ = add_device(session=session, school=school, kind=DeviceKind.TILL, name=name)
+    session.commit()
+    return device
+
+
+def balance_of(session: Session, pupil: Pupil) -> int:
+    """A pupil's balance as committed now, 0 without an account (read-only: opening the
+    account here would hold SQLite's write lock against the server under test)."""
+    from sqlmodel import select
+
+    from cardpay.models import Account
+
+    session.rollback()
+    found = session.exec(select(Account.balance_cents)
+                         .where(Account.pupil_id == pupil.id)).first()
+    return int(found or 0)

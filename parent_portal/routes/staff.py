@@ -12,6 +12,7 @@ from starlette.responses import Response
 from parent_portal.access import StaffViewer, staff_school_ids
 from parent_portal.audit_log import record_now
 from parent_portal.deps import SessionDep
+from parent_portal.money_access import money_roles, money_schools
 from parent_portal.routes.auth import client_ip
 from parent_portal.templating import render
 from school.errors import NotFound
@@ -40,14 +41,10 @@ def staff_home(request: Request, viewer: StaffViewer, session: SessionDep) -> Re
         if school.id is not None
     ]
     room_ids = [room.id for _, rooms in schools for room in rooms if room.id is not None]
-    return render(
-        request,
-        "staff_home.html",
-        {
-            "schools": schools,
-            "counts": pupil_counts(session, room_ids),
-        },
-    )
+    return render(request, "staff_home.html", {
+        "schools": schools, "counts": pupil_counts(session, room_ids),
+        "money": bool(money_schools(session, viewer.user_id)),
+    })
 
 
 @router.get("/staff/classes/{classroom_id}")
@@ -68,11 +65,7 @@ def staff_class(
         )
         logger.info("user %s denied classroom %s", viewer.user_id, classroom_id)
         raise NotFound("no such class")
-    return render(
-        request,
-        "staff_class.html",
-        {
-            "room": room,
-            "pupils": list(pupils_in(session, classroom_id)),
-        },
-    )
+    return render(request, "staff_class.html", {
+        "room": room, "pupils": list(pupils_in(session, classroom_id)),
+        "money": bool(money_roles(session, viewer.user_id, room.school_id)),
+    })

@@ -276,3 +276,29 @@ def test_impossible_times_are_rejected(canteen: Canteen, at: datetime) -> None:
         canteen.tap(at=at)
     with Session(canteen.engine) as s:
         assert s.exec(select(Tap)).all() == []
+
+
+def test_the_parents_daily_limit_is_enforced_at_the_till(canteen: Canteen) -> None:
+    from cardpay.account_models import LunchSettings
+
+    with Session(canteen.engine) as s:
+        s.add(LunchSettings(pupil_id=canteen.lea.id, daily_limit_cents=300))
+        s.commit()
+    verdict = canteen.tap()
+    assert (verdict.accepted, verdict.reason) == (False, "daily_limit")
+    assert canteen.meals() == 0
+
+
+def test_a_meal_that_crosses_the_alert_threshold_queues_one_email_per_guardian(
+    canteen: Canteen,
+) -> None:
+    from cardpay.account_models import LowBalanceAlert, OutboxEmail
+
+    canteen.tap()  # 10.00 → 6.50: above the default threshold of 5.00
+    with Session(canteen.engine) as s:
+        assert s.exec(select(LowBalanceAlert)).all() == []
+    canteen.clock.advance(days=2)  # Thursday
+    assert canteen.tap().balance_cents == 300
+    with Session(canteen.engine) as s:
+        assert len(s.exec(select(LowBalanceAlert)).all()) == 1
+        assert [e.to_address for e in s.exec(select(OutboxEmail))] == ["parent@example.org"]

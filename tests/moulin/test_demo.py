@@ -112,3 +112,49 @@ def test_demo_parent_sees_exactly_their_two_children(demo: tuple[str, Path]) -> 
     shown = {html.unescape(n) for n in re.findall(r'href="/parent/children/\d+">([^<]+)</a>', page)}
     assert shown == mine
     assert mine < everyone
+
+
+def test_demo_accounts_cards_and_history_add_up(demo: tuple[str, Path]) -> None:
+    from cardpay.account_models import Receipt
+    from cardpay.ledger import check_integrity
+    from cardpay.models import Account, AccountKind, Card, CardKind, CardStatus, LedgerTransaction
+    from moulin.demo_money import DEMO_TARIFFS
+
+    _, data = demo
+    with Session(make_engine(f"sqlite:///{data / 'moulin.db'}")) as session:
+        assert check_integrity(session) == []
+        active = session.exec(select(Card).where(Card.status == CardStatus.ACTIVE)).all()
+        assert len(active) == len(session.exec(select(Pupil)).all())
+        secure = [c.uid for c in active if c.kind is CardKind.NTAG424]
+        plain = [c.uid for c in active if c.kind is CardKind.UID]
+        assert secure
+        assert plain
+        assert all(uid.startswith("04") and len(uid) == 14 for uid in secure)
+        assert all(len(uid) == 8 for uid in plain)
+        assert {c.status for c in session.exec(select(Card)).all()} >= {
+            CardStatus.LOST, CardStatus.RETIRED}
+        kinds = {t.kind.value for t in session.exec(select(LedgerTransaction)).all()}
+        assert kinds == {"meal", "topup", "refund", "reversal"}
+        numbers = sorted(session.exec(select(Receipt.number)).all())
+        assert numbers == list(range(1, len(numbers) + 1))
+        balances = [a.balance_cents for a in session.exec(
+            select(Account).where(Account.kind == AccountKind.PUPIL_LUNCH)).all()]
+        assert len(balances) == len(active)
+        assert min(balances) >= 0
+        assert sum(b < 500 for b in balances) >= 3  # some families need reminding
+        assert {p.tariff_band for p in session.exec(select(Pupil)).all()} <= set(DEMO_TARIFFS)
+
+
+def test_demo_parent_sees_a_balance_and_history(demo: tuple[str, Path]) -> None:
+    base, _ = demo
+    client = _login(base, "parent@demo.moulin")
+    try:
+        home = client.get("/parent").text
+        child = re.search(r'href="/parent/children/(\d+)"', home)
+        assert child is not None
+        page = client.get(f"/parent/children/{child.group(1)}/account").text
+    finally:
+        client.close()
+    assert 'id="balance"' in page
+    assert "Repas" in page
+    assert "Recharge" in page

@@ -6,15 +6,20 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from cardpay import office
+from cardpay.account_models import Tender
 from parent_portal.app import create_app
 from school.settings import Settings
+from tests import factories
 from tests.conftest import FakeClock
 from tests.factories import PASSWORD, SmallSchool
 
@@ -125,3 +130,35 @@ def test_language_switch(live_server: str, page: Page) -> None:
     page.get_by_role("link", name="English").click()
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.get_by_role("heading", level=1).inner_text() == "Sign in"
+
+
+def test_parent_checks_the_balance_and_tops_up_online(
+    live_server: str, page: Page, session: Session, small_school: SmallSchool
+) -> None:
+    lea = small_school.pupils[0]
+    office.office_topup(session=session, pupil=lea, amount_cents=2000, tender=Tender.CHEQUE,
+                        client_id="form-1", actor=office.Actor(small_school.office.id or 0),
+                        clock=lambda: datetime(2026, 11, 23, 7, 40, tzinfo=UTC))
+    for day in (23, 24):
+        factories.meal(session, lea, 350, at=datetime(2026, 11, day, 11, 5, tzinfo=UTC))
+    sign_in(page, live_server, "parent@example.org")
+    page.get_by_role("link", name="Léa Martin").click()
+    page.get_by_role("link", name="Compte cantine : solde, historique, recharge").click()
+    assert page.locator("#balance").inner_text() == "13,00\u00a0€"
+    kinds = page.locator("table.history .kind").all_inner_texts()
+    assert kinds == ["Repas", "Repas", "Recharge"]
+    assert "24/11/2026 12:05" in page.locator("table.history").inner_text()
+
+    page.get_by_label("20,00\u00a0€").check()
+    page.get_by_role("button", name="Payer en ligne").first.click()
+    page.wait_for_load_state()
+    assert page.url.startswith(f"{live_server}/payments/demo/")
+    assert page.locator("#amount").inner_text() == "20,00\u00a0€"
+    page.get_by_role("button", name="Payer (démo)").click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/account?topup=paid")
+    assert page.get_by_role("status").inner_text().startswith("Merci")
+    assert page.locator("#balance").inner_text() == "33,00\u00a0€"
+    assert page.locator("table.history .kind").first.inner_text() == "Recharge"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "parent-account.png"), full_page=True)

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
+import cardpay.account_models  # registers the tables
 import cardpay.models  # noqa: F401 - registers the tables
 import school.models  # noqa: F401 - registers the tables
 from school.db import make_engine
@@ -23,7 +24,9 @@ def _assert_migrated(url: str) -> None:
     assert current_revision(engine) == head_revision(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"school", "pupil", "app_user", "guardianship", "device", "audit_event",
-              "account", "ledger_transaction", "posting", "card"} <= tables
+              "account", "ledger_transaction", "posting", "card", "lunch_settings",
+              "receipt", "receipt_counter", "topup_intent", "low_balance_alert",
+              "outbox_email", "school_alert_settings"} <= tables
     with engine.connect() as conn:
         diff = compare_metadata(
             MigrationContext.configure(conn, opts={"include_object": include_object}),

@@ -49,3 +49,24 @@ def test_development_keeps_a_generated_secret(tmp_path: Path) -> None:
     assert len(first) >= 43
     assert settings.effective_secret_key() == first
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_online_payments_default_to_the_demo_only_off_production() -> None:
+    assert Settings().effective_payment_provider == "demo"
+    production = Settings(environment="production", secret_key="s" * 40)
+    assert production.effective_payment_provider == "none"
+
+
+def test_production_refuses_the_demo_payment_provider() -> None:
+    with pytest.raises(ValidationError, match="credits accounts without payment"):
+        Settings(environment="production", secret_key="s" * 40, payment_provider="demo")
+
+
+def test_stripe_needs_its_keys_and_hides_them() -> None:
+    with pytest.raises(ValidationError, match="MOULIN_STRIPE_API_KEY"):
+        Settings(payment_provider="stripe", stripe_api_key="sk_test_x")
+    settings = Settings(payment_provider="stripe", stripe_api_key="sk_test_x",
+                        stripe_webhook_secret="whsec_y", smtp_password="hunter22")
+    assert "sk_test_x" not in repr(settings)
+    assert "whsec_y" not in repr(settings)
+    assert "hunter22" not in repr(settings)

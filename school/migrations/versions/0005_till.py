@@ -1,7 +1,7 @@
 """Canteen settings, the school calendar of closed days, and every tap with its verdict.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-25 19:48:57.166460
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import school.clock
 
 revision: str = "0005"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,315 @@
+"""Benchmark of the till API: taps from several tills through uvicorn, on loopback.
+
+Prints one JSON line:
+  taps_per_s        unthrottled: every till sends its next tap as soon as it has a verdict
+  p50_ms, p99_ms    latency at the offered rate (--rate, default 100 taps/s), open loop
+  double_charges    tap ids charged more than once (some taps are deliberately resent)
+  lost              taps answered 'accepted' that the ledger does not hold
+  raw_debits_per_s  the same durable debit made directly against the database: the ceiling
+  db                sqlite or postgres
+
+    python bench/till.py [--quick] [--db sqlite|postgres] [--tills 8] [--rate 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from datetime import time as dt_time
+from pathlib import Path
+
+import httpx
+from sqlmodel import Session, func, select
+
+from cardpay import cards
+from cardpay.accounts import pupil_account, school_account
+from cardpay.integrity import check_integrity
+from cardpay.ledger import post
+from cardpay.models import (
+    Account,
+    AccountKind,
+    CanteenSettings,
+    CardKind,
+    LedgerTransaction,
+    Tap,
+    TransactionKind,
+)
+from school.db import immediate_session, make_engine
+from school.devices import add_device
+from school.migrate import upgrade
+from school.models import Classroom, DeviceKind, Pupil, School
+
+PUPILS = 200
+PRICE = 350
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed(url: str, tills: int) -> tuple[list[str], list[str]]:
+    """A school open every day and hour, pupils with cards and money; one token a till."""
+    engine = make_engine(url)
+    upgrade(engine)
+    with Session(engine) as session:
+        school = School(slug="bench", name="Bench", timezone="Europe/Paris")
+        session.add(school)
+        session.flush()
+        assert school.id is not None
+        room = Classroom(school_id=school.id, name="CM2")
+        session.add(room)
+        session.add(
+            CanteenSettings(
+                school_id=school.id,
+                default_price_cents=PRICE,
+                open_weekdays="0123456",
+                service_start=dt_time(0, 0),
+                service_end=dt_time(23, 59, 59),
+                one_meal_per_day=False,
+                retap_window_seconds=0,
+            )
+        )
+        session.flush()
+        cash = school_account(session=session, school_id=school.id, kind=AccountKind.CASH_DRAWER)
+        uids = []
+        for i in range(PUPILS):
+            pupil = Pupil(
+                school_id=school.id,
+                external_ref=f"B{i}",
+                first_name=f"P{i}",
+                last_name="Bench",
+                classroom_id=room.id,
+            )
+            session.add(pupil)
+            session.flush()
+            uid = f"AB{i:06X}"
+            cards.issue_card(session=session, pupil=pupil, uid=uid, kind=CardKind.UID)
+            post(
+                session=session,
+                school_id=school.id,
+                kind=TransactionKind.TOPUP,
+                client_id=f"seed-{i}",
+                legs=[
+                    (pupil_account(session=session, pupil=pupil), 10_000_000),
+                    (cash, -10_000_000),
+                ],
+            )
+            uids.append(uid)
+        tokens = [
+            add_device(session=session, school=school, kind=DeviceKind.TILL, name=f"till-{n}")[1]
+            for n in range(tills)
+        ]
+        session.commit()
+    engine.dispose()
+    return uids, tokens
+
+
+def raw_debits(url: str, seconds: float) -> float:
+    """Durable meal debits straight through the ledger, one transaction each."""
+    engine = make_engine(url)
+    with Session(engine) as session:
+        school = session.exec(select(School)).one()
+        pupil = session.exec(select(Pupil)).first()
+        assert school.id is not None
+        assert pupil is not None
+        school_id = school.id
+        account_id = pupil_account(session=session, pupil=pupil).id
+        revenue_id = school_account(
+            session=session, school_id=school.id, kind=AccountKind.MEAL_REVENUE
+        ).id
+        session.commit()
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        with immediate_session(engine) as session:
+            account, revenue = session.get(Account, account_id), session.get(Account, revenue_id)
+            assert account is not None
+            assert revenue is not None
+            post(
+                session=session,
+                school_id=school_id,
+                kind=TransactionKind.MEAL,
+                client_id=f"raw-{uuid.uuid4()}",
+                legs=[(account, -PRICE), (revenue, PRICE)],
+            )
+        done += 1
+    rate = done / (time.perf_counter() - start)
+    engine.dispose()
+    return rate
+
+
+async def _till(
+    base: str,
+    token: str,
+    uids: list[str],
+    interval: float | None,
+    deadline: float,
+    out: list[float],
+    sent: list[str],
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
+        n, next_at = 0, time.perf_counter()
+        while time.perf_counter() < deadline:
+            if interval is not None:
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            began = next_at if interval is not None else time.perf_counter()
+            tap_id = str(uuid.uuid4())
+            body = {
+                "tap_id": tap_id,
+                "read_at": datetime.now(UTC).isoformat(),
+                "card": {"uid": uids[n % len(uids)]},
+            }
+            for attempt in range(2 if n % 25 == 0 else 1):  # resend some: a till's retry
+                response = await client.post("/api/till/taps", json=body)
+                response.raise_for_status()
+                if attempt == 0 and response.json()["accepted"]:
+                    sent.append(tap_id)
+            out.append((time.perf_counter() - began) * 1000)
+            n += 1
+            if interval is not None:
+                next_at += interval
+
+
+async def load(
+    base: str, tokens: list[str], uids: list[str], seconds: float, rate: float | None
+) -> tuple[list[float], list[str], float]:
+    latencies: list[float] = []
+    accepted: list[str] = []
+    interval = len(tokens) / rate if rate else None
+    start = time.perf_counter()
+    deadline = start + seconds
+    share = [uids[i :: len(tokens)] for i in range(len(tokens))]
+    await asyncio.gather(
+        *(
+            _till(base, t, share[i], interval, deadline, latencies, accepted)
+            for i, t in enumerate(tokens)
+        )
+    )
+    return latencies, accepted, time.perf_counter() - start
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))], 2)
+
+
+def check(url: str, accepted: list[str]) -> tuple[int, int]:
+    engine = make_engine(url)
+    with Session(engine) as session:
+        assert check_integrity(session) == []
+        meals = dict(
+            session.exec(
+                select(LedgerTransaction.client_id, func.count())
+                .where(LedgerTransaction.kind == TransactionKind.MEAL)
+                .group_by(LedgerTransaction.client_id)
+            ).all()
+        )
+        taps = set(session.exec(select(Tap.tap_id).where(Tap.accepted)).all())
+    engine.dispose()
+    double = sum(1 for n in meals.values() if n > 1)
+    lost = sum(1 for t in accepted if meals.get(f"tap:{t}", 0) != 1 or t not in taps)
+    return double, lost
+
+
+def serve(url: str, data: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "MOULIN_DATABASE_URL": url,
+        "MOULIN_DATA_DIR": str(data),
+        "MOULIN_ENVIRONMENT": "development",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "moulin.asgi:app",
+            "--factory",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a run under a minute")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--tills", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=100.0, help="offered taps/s")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (postgres)")
+    args = parser.parse_args()
+    seconds = 8.0 if args.quick else 30.0
+    with tempfile.TemporaryDirectory(prefix="moulin-bench-") as tmp:
+        cluster = None
+        if args.db == "postgres":
+            from tests.pg import Cluster
+
+            cluster = Cluster()
+            cluster.start()
+            url = cluster.url()
+        else:
+            url = f"sqlite:///{tmp}/bench.db"
+        try:
+            print(json.dumps(run(url, Path(tmp), args, seconds)))
+        finally:
+            if cluster is not None:
+                cluster.stop()
+
+
+def run(url: str, data: Path, args: argparse.Namespace, seconds: float) -> dict[str, object]:
+    uids, tokens = seed(url, args.tills)
+    raw = raw_debits(url, seconds / 2)
+    port = _free_port()
+    server = serve(url, data, port, args.workers if args.db == "postgres" else 1)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        paced, ok_paced, _ = asyncio.run(load(base, tokens, uids, seconds, args.rate))
+        flat, ok_flat, took = asyncio.run(load(base, tokens, uids, seconds, None))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    double, lost = check(url, ok_paced + ok_flat)
+    return {
+        "db": args.db,
+        "tills": args.tills,
+        "offered_per_s": args.rate,
+        "taps": len(paced) + len(flat),
+        "p50_ms": pct(paced, 50),
+        "p99_ms": pct(paced, 99),
+        "taps_per_s": round(len(flat) / took, 1),
+        "unthrottled_p99_ms": pct(flat, 99),
+        "double_charges": double,
+        "lost": lost,
+        "raw_debits_per_s": round(raw, 1),
+    }
+
+
+if __name__ == "__main__":
+    main()
