@@ -28,6 +28,7 @@ from cardpay.errors import (
     TapConflictError,
     TapRejectedError,
     UnknownCardError,
+    UnknownGenuineCardError,
 )
 from cardpay.ledger import post
 from cardpay.models import Account, AccountKind, Card, CardStatus, Tap, TransactionKind
@@ -110,9 +111,13 @@ class Till:
         )
         try:
             card = self._identify(session, request)
+        except UnknownGenuineCardError as exc:
+            tap.card_uid, tap.sun_verified = exc.uid.hex().upper(), True
+            return _refuse(session, tap, Reason.UNKNOWN_CARD)
         except CardPayError as exc:
             return _refuse(session, tap, _reason_for(exc))
         tap.card_uid, tap.card_id, tap.pupil_id = card.uid, card.id, card.pupil_id
+        tap.sun_verified = bool(request.sun_url)  # identify_sun checked it, or raised
         if card.status is not CardStatus.ACTIVE:
             return _refuse(session, tap, Reason(f"card_{card.status.value}"))
         first = _first_of_retap(
