@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import stat
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -77,7 +78,9 @@ def run_daemon(device: str, server: str, token: str, journal_path: Path) -> None
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         logger.info("signal %s: stopping", signal.Signals(signum).name)
-        daemon.stop()
+        # Not here: this handler runs in the thread that may hold the reader, and
+        # closing the reader waits for that thread to let go of it.
+        threading.Thread(target=daemon.stop, name="reader-stop").start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
+from starlette.types import ASGIApp
 
 from cardpay import cards
 from cardpay.accounts import pupil_account, school_account
@@ -159,7 +160,7 @@ def balance(engine: Engine, pupil_id: int) -> int:
 class LiveServer:
     """The app under uvicorn in a thread, on a port kept across stop and start."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI | ASGIApp) -> None:
         self.app = app
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
