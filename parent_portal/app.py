@@ -14,7 +14,7 @@ from cardpay.till import Till
 from parent_portal import handlers
 from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
-from parent_portal.routes import auth, health, parent, staff
+from parent_portal.routes import auth, demo, enrol, health, parent, staff, till
 from school.clock import Clock, utcnow
 from school.db import make_engine
 from school.settings import Settings
@@ -42,7 +42,7 @@ def create_app(
     app.add_middleware(SecurityHeaders, https=settings.https)
     handlers.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (health, auth, parent, staff):
+    for module in (health, auth, parent, staff, till, enrol, demo):
         app.include_router(module.router)
     app.include_router(till_api.router)
     return app

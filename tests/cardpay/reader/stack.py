@@ -4,13 +4,17 @@ again; and virtual cards keyed the way the server derives NTAG 424 DNA keys."""
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import time as clock_time
+from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
@@ -202,3 +206,29 @@ class LiveServer:
         self._thread.join(timeout=15)
         self._sock.close()
         self._server = self._thread = self._sock = None
+
+
+def signed_in_http(base: str, email: str, password: str = factories.PASSWORD) -> httpx.Client:
+    """An httpx client signed in to the live server the way a browser does."""
+    client = httpx.Client(base_url=base, timeout=10)
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    response = client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token.group(1)}
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+def read_events(response: httpx.Response, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+    """The next `count` verdict events of an open event stream."""
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    for line in response.iter_lines():
+        if line.startswith("data: "):
+            events.append(json.loads(line[6:]))
+            if len(events) == count:
+                return events
+        assert time.monotonic() < deadline, f"only {len(events)} events came"
+    raise AssertionError("the stream ended early")
