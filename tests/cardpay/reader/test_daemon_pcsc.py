@@ -7,11 +7,24 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from firmware_mocks.cards import Fault, Kind
 from firmware_mocks.vpcd_card import VirtualCard
+from school.models import Role, School
+from school.people import grant_role
+from tests import factories
 from tests.cardpay.reader.conftest import RunningDaemon
-from tests.cardpay.reader.stack import PRICE, Canteen, LiveServer, balance, meals_charged, taps
+from tests.cardpay.reader.stack import (
+    PRICE,
+    Canteen,
+    LiveServer,
+    balance,
+    meals_charged,
+    read_events,
+    signed_in_http,
+    taps,
+)
 from tests.hardware.pcscd import Pcscd
 
 HOLD = 8000  # ms; the card leaves as soon as the reader has shown the verdict
@@ -115,3 +128,35 @@ def test_a_reader_sending_garbage_is_reported_and_the_daemon_keeps_going(
     card.tap(HOLD, until_feedback=True)
     assert [(f.green, f.beeps) for f in card.feedback] == [(True, 1)]
     assert [t.accepted for t in taps(engine)] == [True]
+
+
+def test_a_replayed_ntag424_message_is_refused_and_the_till_screen_shows_the_alert(
+    pcscd: Pcscd,
+    session: Session,
+    canteen: Canteen,
+    server: LiveServer,
+    engine: Engine,
+    start_daemon: Callable[..., RunningDaemon],
+) -> None:
+    start_daemon(server.url, canteen.token)
+    cashier = factories.user(session, "caisse@example.org")
+    school = session.get(School, canteen.school_id)
+    assert school is not None
+    grant_role(session=session, user=cashier, school=school, role=Role.CASHIER)
+    session.commit()
+    holder = canteen.holders[0]
+    genuine = canteen.card(holder, pcscd.port, counter=10)
+    copy = canteen.card(holder, pcscd.port, counter=3)  # replays an older read counter
+    browser = signed_in_http(server.url, "caisse@example.org")
+    with browser.stream("GET", f"/till/{canteen.device.id}/events?after=0") as screen:
+        pcscd.wait_until_empty()
+        genuine.tap(HOLD, until_feedback=True)
+        pcscd.wait_until_empty()
+        copy.tap(HOLD, until_feedback=True)
+        first, replayed = read_events(screen, 2)
+    browser.close()
+    assert [(f.green, f.beeps) for f in copy.feedback] == [(False, 2)]
+    assert (first["accepted"], replayed["accepted"]) == (True, False)
+    assert replayed["reason"] == "replayed"
+    assert "replayed" in str(replayed["alert"])
+    assert meals_charged(engine, holder.pupil_id) == 1
