@@ -32,6 +32,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more."
     )
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
 
 
 if __name__ == "__main__":
