@@ -12,7 +12,7 @@ import typer
 import uvicorn
 from sqlmodel import Session, select
 
-from moulin import context, demo_data, demo_tills
+from moulin import context, demo_data, demo_reader, demo_tills
 from school.db import make_engine
 from school.migrate import current_revision, head_revision, upgrade
 from school.models import School
@@ -70,7 +70,7 @@ def demo(
     eng.dispose()
     _print_welcome(host, port, logins)
     if serve_it:
-        demo_tills.serve(tills, host=host, port=port, data_dir=data_dir)
+        demo_reader.serve(tills, host=host, port=port, data_dir=data_dir)
 
 
 def _print_welcome(host: str, port: int, logins: list[demo_data.DemoLogin]) -> None:
