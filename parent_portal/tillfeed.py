@@ -27,6 +27,12 @@ KEEP_ALIVE_SECONDS = 15.0
 # down never waits long for open screens.
 STREAM_SECONDS = 300.0
 BATCH = 50
+FROM_NOW = -1  # `after` meaning: only taps newer than the stream's start
+
+
+def _last_id(engine: Engine, device_id: int) -> int:
+    with Session(engine) as session:
+        return last_tap_id(session, device_id)
 
 
 def last_tap_id(session: Session, device_id: int) -> int:
@@ -69,6 +75,8 @@ async def stream(
 ) -> AsyncIterator[str]:
     """The event stream; Starlette cancels it when the browser goes away."""
     yield "retry: 1000\n\n"
+    if after == FROM_NOW:
+        after = await anyio.to_thread.run_sync(_last_id, engine, device_id)
     started = last_sent = time.monotonic()
     while time.monotonic() - started < lifetime:
         events = await anyio.to_thread.run_sync(new_events, engine, device_id, after)

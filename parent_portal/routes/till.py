@@ -106,8 +106,9 @@ def till_events(
     after: int | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """Verdicts after tap row `after` (or the browser's Last-Event-ID when it reconnects)."""
-    start = after or 0
+    """Verdicts after tap row `after` (or the browser's Last-Event-ID when it reconnects);
+    with neither, from now on."""
+    start = tillfeed.FROM_NOW if after is None else after
     if last_event_id and last_event_id.isdigit():
         start = int(last_event_id)
     assert device.id is not None
