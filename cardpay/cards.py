@@ -24,6 +24,7 @@ from cardpay.errors import (
     SunRefusedError,
     SunReplayedError,
     UnknownCardError,
+    UnknownGenuineCardError,
 )
 from cardpay.models import Card, CardKind, CardStatus
 from cardpay.sun import Keyring, SunMessage
@@ -174,7 +175,7 @@ def identify_sun(*, session: Session, message: SunMessage, keyring: Keyring) -> 
     tap = keyring.verify(message)
     card = find_by_uid(session, tap.uid)
     if card is None:
-        raise UnknownCardError("this card is genuine but not issued here")
+        raise UnknownGenuineCardError("this card is genuine but not issued here", tap.uid)
     if card.kind is not CardKind.NTAG424:
         raise SunRefusedError("this card is registered by UID only; re-issue it as secure")
     claim_counter(session=session, card=card, counter=tap.counter)

@@ -14,6 +14,7 @@
     ├── CardError
     │   ├── InvalidUidError           not a 4, 7 or 10 byte UID in hex
     │   ├── UnknownCardError          no card with this UID
+    │   │   └── UnknownGenuineCardError   a genuine NTAG 424 DNA (SUN checked) not issued here
     │   ├── CardUnavailableError      a UID that may not be linked to this pupil
     │   ├── CardStatusError           a status change the card's life does not allow
     │   ├── CardNotUsableError        a blocked, lost or retired card was tapped
@@ -74,6 +75,14 @@ class InvalidUidError(CardError):
 
 class UnknownCardError(CardError):
     pass
+
+
+class UnknownGenuineCardError(UnknownCardError):
+    """Carries the UID the card proved with its SUN, so it can be enrolled as secure."""
+
+    def __init__(self, message: str, uid: bytes) -> None:
+        self.uid = uid
+        super().__init__(message)
 
 
 class CardUnavailableError(CardError):

@@ -17,10 +17,23 @@ import enum
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, ForeignKey, Index, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    false,
+    text,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
+# Re-exported: they lived here first, and the tables below use them.
+from cardpay.statuses import CardKind as CardKind
+from cardpay.statuses import CardStatus as CardStatus
 from school.clock import UTCDateTime, utcnow
 
 
@@ -51,18 +64,6 @@ class TransactionKind(enum.StrEnum):
     CORRECTION = "correction"
     REVERSAL = "reversal"
     TRANSFER = "transfer"  # e.g. cash moved from a till's drawer to the office safe
-
-
-class CardKind(enum.StrEnum):
-    UID = "uid"  # identified by UID alone: copyable, and shown as such
-    NTAG424 = "ntag424"  # NTAG 424 DNA, each tap proven by its SUN CMAC
-
-
-class CardStatus(enum.StrEnum):
-    ACTIVE = "active"
-    BLOCKED = "blocked"  # may be unblocked
-    LOST = "lost"  # final: never active again, never linked to anyone
-    RETIRED = "retired"  # final
 
 
 def _enum_column(enum_cls: type[enum.Enum], *, name: str) -> Any:
@@ -218,3 +219,8 @@ class Tap(SQLModel, table=True):
     # Something staff must look at: a copied or replayed card, a lost card presented,
     # an offline meal that took the account below its floor.
     alert: str = Field(default="", max_length=200)
+    # The card proved itself with a valid NTAG 424 DNA SUN message on this tap (then
+    # card_uid is the UID it proved); an unknown card tapped so may be enrolled as secure.
+    sun_verified: bool = Field(
+        default=False, sa_column=Column(Boolean(), nullable=False, server_default=false())
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from cardpay.models import CardStatus
+from cardpay.statuses import CardStatus
 
 
 class Reason(enum.StrEnum):

@@ -77,6 +77,7 @@ def snapshot(session: Session, school: School, now: datetime) -> dict[str, Any]:
             "locale": school.locale,
         },
         "rules": rules_json(rules),
+        "retap_window_seconds": canteen.retap_window(session, school.id or 0).total_seconds(),
         "cards": [
             {"uid": c.uid, "kind": c.kind.value, "status": c.status.value, "pupil_id": c.pupil_id}
             for c in cards

@@ -35,6 +35,7 @@ from cardpay.errors import (
     SunReplayedError,
     TapConflictError,
     TapRejectedError,
+    UnknownGenuineCardError,
 )
 from cardpay.ledger import post
 from cardpay.models import Account, AccountKind, Card, CardStatus, Tap, TransactionKind
@@ -144,11 +145,15 @@ class Till:
         )
         try:
             card = self._identify(session, request)
+        except UnknownGenuineCardError as exc:
+            tap.record.card_uid, tap.record.sun_verified = exc.uid.hex().upper(), True
+            return _refuse(session, tap, Reason.UNKNOWN_CARD)
         except CardPayError as exc:
             return _refuse(session, tap, _reason_for(exc))
         tap.record.card_uid, tap.record.card_id = card.uid, card.id
         tap.record.pupil_id = card.pupil_id
         tap.pupil = session.get(Pupil, card.pupil_id)
+        tap.record.sun_verified = bool(request.sun_url)  # identify_sun checked it, or raised
         if card.status is not CardStatus.ACTIVE:
             return _refuse(session, tap, Reason(f"card_{card.status.value}"))
         first = _first_of_retap(session, card, request.read_at, tap.canteen.retap)

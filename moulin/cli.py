@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from moulin.commands import db, devices, imports, people, serve
+from moulin.commands import db, devices, imports, mock, people, reader, serve
 
 app = typer.Typer(
     help="Moulin: a school's cashless canteen and classroom webcams.",
@@ -18,6 +18,8 @@ app.add_typer(people.school_app, name="school")
 app.add_typer(people.user_app, name="user")
 app.add_typer(devices.app, name="device")
 app.add_typer(imports.app, name="import")
+app.add_typer(reader.app, name="reader")
+app.add_typer(mock.app, name="mock")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 
@@ -30,6 +32,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more."
     )
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from parent_portal.deps import CurrentUser, SessionDep, TodayDep
 from parent_portal.errors import Forbidden
-from school.models import STAFF_ROLES, RoleGrant, User
+from school.models import STAFF_ROLES, Role, RoleGrant, User
 from school.people import children_of, roles_of
 
 
@@ -67,3 +67,17 @@ def get_staff_viewer(viewer: ViewerDep) -> Viewer:
 
 
 StaffViewer = Annotated[Viewer, Depends(get_staff_viewer)]
+
+
+TILL_ROLES = frozenset({Role.CASHIER, Role.OFFICE, Role.ADMIN})
+ENROL_ROLES = frozenset({Role.OFFICE, Role.ADMIN})
+
+
+def school_ids_with(session: Session, user_id: int, roles: frozenset[Role]) -> set[int]:
+    """The schools where the user holds one of `roles`."""
+    rows = session.exec(
+        select(RoleGrant.school_id).where(
+            RoleGrant.user_id == user_id, col(RoleGrant.role).in_(roles)
+        )
+    ).all()
+    return set(rows)

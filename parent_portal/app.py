@@ -21,6 +21,8 @@ from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
 from parent_portal.routes import (
     auth,
+    demo,
+    enrol,
     health,
     parent,
     parent_money,
@@ -28,6 +30,7 @@ from parent_portal.routes import (
     staff,
     staff_money,
     staff_reports,
+    till,
 )
 from school.clock import Clock, utcnow
 from school.db import make_engine
@@ -90,7 +93,7 @@ def create_app(
     # Outside the CSRF dependency: webhooks authenticate by signature (see webhooks.py).
     app.mount("/payments/webhook", webhooks.webhook_app(app))
     for module in (health, auth, parent, parent_money, payments, staff, staff_money,
-                   staff_reports):
+                   staff_reports, till, enrol, demo):
         app.include_router(module.router)
     app.include_router(till_api.router)
     return app

@@ -18,6 +18,7 @@ from school.db import make_engine
 from school.migrate import upgrade
 from school.settings import Settings
 from tests import factories
+from tests.hardware.pcscd import Pcscd, PcscdMissing
 from tests.pg import Cluster
 from tests.smtp import Inbox, smtp_server
 
@@ -96,6 +97,18 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pcscd() -> Iterator[Pcscd]:
+    """The test run's own pcscd with only the vpcd driver, shared by every test."""
+    try:
+        daemon = Pcscd()
+        daemon.start()
+    except PcscdMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield daemon
+    daemon.cleanup()
 
 
 @pytest.fixture

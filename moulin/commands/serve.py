@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 import typer
 import uvicorn
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from moulin import context, demo_data
+from moulin import context, demo_data, demo_reader, demo_tills
 from school.db import make_engine
 from school.migrate import current_revision, head_revision, upgrade
+from school.models import School
 
 
 def serve(
@@ -64,10 +65,11 @@ def demo(
         today = datetime.now(ZoneInfo("Europe/Paris")).date()
         logins = demo_data.seed(session, today=today)
         session.commit()
+        tills = demo_tills.seed_tills(session, session.exec(select(School)).one())
     eng.dispose()
     _print_welcome(host, port, logins)
     if serve_it:
-        uvicorn.run("moulin.asgi:app", factory=True, host=host, port=port, log_level="warning")
+        demo_reader.serve(tills, host=host, port=port, data_dir=data_dir)
 
 
 def _print_welcome(host: str, port: int, logins: list[demo_data.DemoLogin]) -> None:

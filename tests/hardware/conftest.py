@@ -1,5 +1,5 @@
-"""Fixtures for the reader tests: the test run's own pcscd (session-wide) and one rig
-per reader driver, each pairing a driver with the mock on the far side of its wire."""
+"""Fixtures for the reader tests: one rig per reader driver, each pairing a driver with
+the mock on the far side of its wire (the test run's own pcscd is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.hardware.pcscd import Pcscd, PcscdMissing
+from tests.hardware.pcscd import Pcscd
 from tests.hardware.rigs import NfcRig, PcscRig, Rig
-
-
-@pytest.fixture(scope="session")
-def pcscd() -> Iterator[Pcscd]:
-    try:
-        daemon = Pcscd()
-        daemon.start()
-    except PcscdMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield daemon
-    daemon.cleanup()
 
 
 @pytest.fixture

@@ -73,7 +73,12 @@ class Pcscd:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        other = _other_pcscd_running()
+        # pcscd always uses /run/pcscd: one per machine. Another test run's may hold it
+        # for a few minutes, so wait for it to go (never stop someone else's).
+        patience = float(os.environ.get("MOULIN_TEST_PCSCD_WAIT", "300"))
+        deadline = time.monotonic() + patience
+        while (other := _other_pcscd_running()) is not None and time.monotonic() < deadline:
+            time.sleep(1.0)
         if other is not None:
             raise PcscdMissing(
                 f"another pcscd (pid {other}) is running; the tests need their own: stop it "

@@ -48,6 +48,9 @@ def test_every_command_has_help(run) -> None:  # type: ignore[no-untyped-def]
         ["serve"],
         ["demo"],
         ["school", "add"],
+        ["reader"],
+        ["reader", "status"],
+        ["mock", "card"],
     ):
         out = run(*cmd, "--help").output
         assert "Usage: moulin" in out

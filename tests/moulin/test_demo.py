@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from cardpay.models import Tap
 from moulin.demo_data import DEMO_PASSWORD
 from school.db import make_engine
 from school.models import Classroom, Pupil, Role, RoleGrant, User
@@ -60,6 +61,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
         out, _ = proc.communicate(timeout=20)
     assert "parent@demo.moulin" in out
     assert f"http://127.0.0.1:{port}/" in out
+    assert f"http://127.0.0.1:{port}/till/" in out
 
 
 def _login(base: str, email: str) -> httpx.Client:
@@ -130,7 +132,7 @@ def test_demo_accounts_cards_and_history_add_up(demo: tuple[str, Path]) -> None:
         assert secure
         assert plain
         assert all(uid.startswith("04") and len(uid) == 14 for uid in secure)
-        assert all(len(uid) == 8 for uid in plain)
+        assert all(len(uid) in (8, 14) for uid in plain)  # Classic 1K, or a virtual NTAG21x
         assert {c.status for c in session.exec(select(Card)).all()} >= {
             CardStatus.LOST, CardStatus.RETIRED}
         kinds = {t.kind.value for t in session.exec(select(LedgerTransaction)).all()}
@@ -158,3 +160,29 @@ def test_demo_parent_sees_a_balance_and_history(demo: tuple[str, Path]) -> None:
     assert 'id="balance"' in page
     assert "Repas" in page
     assert "Recharge" in page
+
+
+def test_a_demo_card_tapped_from_the_demo_page_reaches_the_till(demo: tuple[str, Path]) -> None:
+    base, data = demo
+    client = _login(base, "cashier@demo.moulin")
+    try:
+        page = client.get("/demo/tap")
+        assert page.status_code == 200
+        keys = re.findall(r'name="key" value="([^"]+)"', page.text)
+        assert "card-3" in keys  # a UID card: pcscd + vpcd or the nfcpy emulator alike
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        tapped = client.post("/demo/tap", data={"key": "card-3", "csrf_token": token.group(1)})
+        assert tapped.status_code == 200
+        assert "/till/" in tapped.text
+    finally:
+        client.close()
+    engine = make_engine(f"sqlite:///{data / 'moulin.db'}")
+    deadline = time.monotonic() + 20
+    found: list[Tap] = []
+    while not found and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with Session(engine) as session:
+            found = list(session.exec(select(Tap)).all())
+    engine.dispose()
+    assert [(t.accepted, t.reason) for t in found] == [(True, "ok")]

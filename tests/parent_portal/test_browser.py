@@ -5,19 +5,26 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from cardpay import office
+from cardpay import cards, office
 from cardpay.account_models import Tender
+from cardpay.accounts import pupil_account, school_account
+from cardpay.ledger import post
+from cardpay.models import AccountKind, CardKind, TransactionKind
 from parent_portal.app import create_app
+from school.devices import add_device
+from school.models import DeviceKind
 from school.settings import Settings
 from tests import factories
 from tests.conftest import FakeClock
@@ -43,7 +50,7 @@ def live_server(settings: Settings, engine: Engine, clock: FakeClock,
     # No websockets or lifespan: nothing here needs them, and importing the websockets
     # library can warn, which this test run turns into errors.
     config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="off",
-                            http="h11", loop="asyncio")
+                            http="h11", loop="asyncio", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -162,3 +169,39 @@ def test_parent_checks_the_balance_and_tops_up_online(
     assert page.locator("table.history .kind").first.inner_text() == "Recharge"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "parent-account.png"), full_page=True)
+
+
+def test_the_till_screen_shows_a_tap_as_it_happens(
+    live_server: str, page: Page, session: Session, small_school: SmallSchool, clock: FakeClock
+) -> None:
+    lea = small_school.pupils[0]
+    lea.diet_notes = "sans porc"
+    device, token = add_device(session=session, school=small_school.school,
+                               kind=DeviceKind.TILL, name="Cantine")
+    cards.issue_card(session=session, pupil=lea, uid="A1B2C3D4", kind=CardKind.UID)
+    cash = school_account(session=session, school_id=small_school.school.id or 0,
+                          kind=AccountKind.CASH_DRAWER)
+    post(session=session, school_id=small_school.school.id or 0, kind=TransactionKind.TOPUP,
+         client_id="topup-lea", legs=[(pupil_account(session=session, pupil=lea), 2000),
+                                      (cash, -2000)])
+    session.commit()
+    sign_in(page, live_server, "cashier@example.org")
+    page.goto(f"{live_server}/till/{device.id}")
+    page.wait_for_selector("#till-link.up", timeout=10_000)
+    response = httpx.post(
+        f"{live_server}/api/till/taps",
+        json={"tap_id": str(uuid.uuid4()), "read_at": clock.now.isoformat(),
+              "card": {"uid": "A1B2C3D4"}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200
+    page.wait_for_selector("#verdict.accepted", timeout=10_000)
+    verdict = page.locator("#verdict")
+    assert verdict.locator(".decision").inner_text() == "Accepté"
+    assert verdict.locator(".name").inner_text() == "Léa Martin"
+    assert verdict.locator(".allergies").is_visible()
+    assert "arachide" in verdict.locator(".allergies").inner_text()
+    assert verdict.locator(".initials").inner_text() == "LM"
+    assert "16,50" in verdict.locator(".balance").inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "till-screen.png"), full_page=True)
