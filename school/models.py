@@ -209,3 +209,16 @@ class LoginFailure(SQLModel, table=True):
     email: str = Field(max_length=254)
     ip: str = Field(default="", max_length=64)
     at: datetime = _utc_column()
+
+
+class ClosedDay(SQLModel, table=True):
+    """A day the school is closed (holiday, strike, staff training): no broadcast, and
+    whatever else the calendar governs."""
+
+    __tablename__ = "closed_day"
+    __table_args__ = (UniqueConstraint("school_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    day: date
+    label: str = Field(default="", max_length=100)

@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 import cardpay.models  # noqa: F401 - registers the tables
 import school.models  # noqa: F401 - registers the tables
+import webcam.models  # noqa: F401 - registers the tables
 from school.db import make_engine
 from school.migrate import current_revision, head_revision, include_object, upgrade
 
@@ -23,7 +24,8 @@ def _assert_migrated(url: str) -> None:
     assert current_revision(engine) == head_revision(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"school", "pupil", "app_user", "guardianship", "device", "audit_event",
-              "account", "ledger_transaction", "posting", "card"} <= tables
+              "account", "ledger_transaction", "posting", "card", "camera", "broadcast_slot",
+              "camera_consent", "camera_view", "webcam_settings", "closed_day"} <= tables
     with engine.connect() as conn:
         diff = compare_metadata(
             MigrationContext.configure(conn, opts={"include_object": include_object}),
