@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import MappingProxyType
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -106,15 +106,17 @@ class _ViewResponse(StreamingResponse):
 def stream_router(authorise: Callable[..., Any]) -> APIRouter:
     """The camera endpoints; `authorise` is a dependency returning a `Grant`."""
     router = APIRouter()
-    GrantDep = Annotated[Grant, Depends(authorise)]  # noqa: N806 - a type alias
+    # A default rather than an Annotated alias: the alias would be local to this function,
+    # where FastAPI cannot resolve the postponed annotation.
+    granted = Depends(authorise)
 
     @router.get("/cameras/{camera_id}/stream.mjpg")
-    async def stream(camera_id: int, request: Request, grant: GrantDep) -> Response:
+    async def stream(camera_id: int, request: Request, grant: Grant = granted) -> Response:
         body = await open_stream(runtime_of(request), camera_id, grant)
         return _ViewResponse(body, media_type=MEDIA_TYPE, headers=dict(NO_STORE))
 
     @router.get("/cameras/{camera_id}/snapshot.jpg")
-    async def snapshot(camera_id: int, request: Request, grant: GrantDep) -> Response:
+    async def snapshot(camera_id: int, request: Request, grant: Grant = granted) -> Response:
         jpeg = await take_snapshot(runtime_of(request), camera_id, grant)
         return Response(jpeg, media_type="image/jpeg", headers=dict(NO_STORE))
 
