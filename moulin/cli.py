@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from moulin.commands import db, devices, imports, people, serve
+from moulin.commands import camera_node, db, devices, imports, mock, people, serve
 
 app = typer.Typer(
     help="Moulin: a school's cashless canteen and classroom webcams.",
@@ -18,8 +18,10 @@ app.add_typer(people.school_app, name="school")
 app.add_typer(people.user_app, name="user")
 app.add_typer(devices.app, name="device")
 app.add_typer(imports.app, name="import")
+app.add_typer(mock.app, name="mock")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
+app.command("camera-node")(camera_node.camera_node)
 
 
 @app.callback()

@@ -44,7 +44,8 @@ from webcam.stream import MEDIA_TYPE
 from webcam.tokens import BadStreamToken
 from webcam.viewing import Grant, ViewStream, open_stream, take_snapshot
 
-NO_STORE = MappingProxyType({"Cache-Control": "no-store, private", "X-Accel-Buffering": "no"})
+NO_STORE = MappingProxyType({"Cache-Control": "no-store, private", "X-Accel-Buffering": "no",
+                             "X-Content-Type-Options": "nosniff"})
 
 REFUSAL_STATUS = MappingProxyType({
     Reason.CAMERA_OFF: 404,

@@ -1,4 +1,4 @@
-"""`moulin serve` and `moulin demo`: run the web server."""
+"""`moulin serve` and `moulin demo`: run the web server (the demo with its mock cameras)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from sqlmodel import Session
 from moulin import context, demo_data
 from school.db import make_engine
 from school.migrate import current_revision, head_revision, upgrade
+from school.people import get_school
+
+GRACE_SECONDS = 3
 
 
 def serve(
@@ -42,6 +45,8 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
+        # Camera streams never end by themselves: cut them this long after Ctrl+C.
+        timeout_graceful_shutdown=GRACE_SECONDS,
     )
 
 
@@ -59,16 +64,29 @@ def demo(
     os.environ.update(
         MOULIN_DATA_DIR=str(data_dir), MOULIN_DATABASE_URL=db_url, MOULIN_ENVIRONMENT="development"
     )
+    from moulin import demo_cameras  # the mocks are for the demo only, not for `serve`
+
     eng = make_engine(db_url)
     upgrade(eng)
-    with Session(eng) as session:
-        today = datetime.now(ZoneInfo("Europe/Paris")).date()
-        logins = demo_data.seed(session, today=today)
-        session.commit()
-    eng.dispose()
-    _print_welcome(host, port, logins)
-    if serve_it:
-        uvicorn.run("moulin.asgi:app", factory=True, host=host, port=port, log_level="warning")
+    mocks = demo_cameras.start_mocks(len(demo_data.CLASSES))
+    try:
+        with Session(eng) as session:
+            now = datetime.now(ZoneInfo("Europe/Paris"))
+            logins = demo_data.seed(session, today=now.date())
+            session.commit()
+            demo_cameras.seed_cameras(
+                session, school=get_school(session, "demo"), urls=[m.url for m in mocks],
+                secret_key=context.load_settings().effective_secret_key(), now=now,
+            )
+            session.commit()
+        eng.dispose()
+        _print_welcome(host, port, logins)
+        if serve_it:
+            uvicorn.run("moulin.asgi:app", factory=True, host=host, port=port,
+                        log_level="warning", timeout_graceful_shutdown=GRACE_SECONDS)
+    finally:
+        for mock in mocks:
+            mock.close()
 
 
 def _print_welcome(host: str, port: int, logins: list[demo_data.DemoLogin]) -> None:
@@ -81,6 +99,11 @@ def _print_welcome(host: str, port: int, logins: list[demo_data.DemoLogin]) -> N
     for login in logins:
         table.add_row(login.email, login.role, login.what)
     context.console.print(table)
+    context.console.print(
+        "Each class has a mock camera; for the demo they broadcast every day from 7:00 to "
+        "20:00 (a real school sets its class hours). Parents: 'Caméras des classes'.",
+        highlight=False,
+    )
     context.console.print(
         f"\n[bold green]Moulin demo:[/] open http://{host}:{port}/ in a browser "
         "(Ctrl+C to stop).\n",
