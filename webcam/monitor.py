@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -47,6 +47,7 @@ class Room:
     rules: CameraRules
     viewers: Mapping[int, Viewer] = field(default_factory=dict)
     loaded_at: float = -math.inf  # time.monotonic()
+    generation: int = 0  # the monitor's generation when the read began
 
     def viewer(self, user_id: int) -> Viewer:
         return self.viewers.get(user_id) or Viewer(user_id=user_id)
@@ -68,6 +69,7 @@ class AccessMonitor:
         self._rooms: dict[int, Room] = {}
         self._watching: dict[int, Counter[int]] = {}
         self._inflight: dict[int, Future[Room]] = {}
+        self._generation = 0  # bumped by `invalidate`: older reads are stale however young
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="access")
         self.reads = 0  # room snapshots read from the database, for tests and benchmarks
 
@@ -95,6 +97,7 @@ class AccessMonitor:
     def invalidate(self, camera_id: int | None = None) -> None:
         """Forget snapshots (one camera's, or all) so the next check reads afresh."""
         with self._lock:
+            self._generation += 1
             if camera_id is None:
                 self._rooms.clear()
             else:
@@ -117,17 +120,20 @@ class AccessMonitor:
             room = await asyncio.wrap_future(future)
             with self._lock:
                 registered = need_user in self._watching.get(camera_id, ())
-            # A read that began before `need_user` arrived lacks them: read again.
-            if need_user is None or need_user in room.viewers or not registered:
+                current = room.generation == self._generation
+            # A read that began before an invalidation, or before `need_user` arrived,
+            # is not good enough: read again.
+            if current and (need_user is None or need_user in room.viewers or not registered):
                 return room
 
     def _read(self, camera_id: int) -> Room:
         try:
             with self._lock:
                 users = list(self._watching.get(camera_id, ()))
-            room = self._load(camera_id, users)
+                generation = self._generation
+            room = replace(self._load(camera_id, users), generation=generation)
             with self._lock:
-                if camera_id in self._watching:
+                if camera_id in self._watching and generation == self._generation:
                     self._rooms[camera_id] = room
             return room
         finally:

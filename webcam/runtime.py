@@ -187,9 +187,13 @@ class CameraRuntime:
         return CameraConfig(camera_id=camera_id, source=source, pipeline=pipeline)
 
     def pause(self, camera_id: int, paused: bool) -> None:
-        """Apply a pause decided in this process at once (the database already says so)."""
-        if self.serves(camera_id):
-            (self.service.pause if paused else self.service.resume)(camera_id)
+        """Apply a pause decided in this process at once (the database already says so).
+
+        Taken under the sync lock: a sync that read the camera before the change was
+        committed must not undo it, and one that starts afterwards reads it."""
+        with self._sync_lock:
+            if self.serves(camera_id):
+                (self.service.pause if paused else self.service.resume)(camera_id)
         self.monitor.invalidate(camera_id)
 
     def _write_counts(self) -> None:
