@@ -41,10 +41,15 @@ def portal_grant(
         raise LoginRequired(request.url.path)
     assert signed_in.web_session.id is not None
     assert signed_in.user.id is not None
-    check_for_session(cameras.secret_key, t, camera_id=camera_id,
-                      session_id=signed_in.web_session.id, now=clock())
-    return Grant(user_id=signed_in.user.id, ip=client_ip(request),
-                 user_agent=request.headers.get("user-agent", ""), via="portal")
+    grant = Grant(user_id=signed_in.user.id, ip=client_ip(request),
+                  user_agent=request.headers.get("user-agent", ""), via="portal")
+    session_id = signed_in.web_session.id
+    # Hand the connection back now: the request's session would otherwise keep it for as
+    # long as the stream runs, and a few dozen viewers would empty the pool.
+    session.close()
+    check_for_session(cameras.secret_key, t, camera_id=camera_id, session_id=session_id,
+                      now=clock())
+    return grant
 
 
 def stream_url(request: Request, cameras: CameraRuntime, camera: Camera,
