@@ -124,7 +124,7 @@ async def run_viewers(base: str, logins: list[tuple[str, str | None, str | None]
 def worker(base: str, logins: list[tuple[str, str | None, str | None]], ready: Any,
            start: Any, seconds: float, results: Any) -> None:
     try:
-        import uvloop  # noqa: PLC0415 - optional speed-up
+        import uvloop
 
         runner: Any = uvloop.run
     except ImportError:

@@ -68,7 +68,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def seed(url: str, camera_url: str, viewers: int, settings: Settings) -> list[tuple[str, str | None, str | None]]:
+Login = tuple[str, str | None, str | None]  # e-mail, password or None, session cookie or None
+
+
+def seed(url: str, camera_url: str, viewers: int, settings: Settings) -> list[Login]:
     """A school with one room, its camera and `viewers` parents; the logins to use."""
     engine = make_engine(url)
     upgrade(engine)
@@ -118,8 +121,9 @@ def cpu_seconds(pid: int) -> float:
 
 def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moulin.cli", "serve", "--port", str(port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(  # noqa: S603 - our own command, no shell
+            [sys.executable, "-m", "moulin.cli", "serve", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -195,21 +199,22 @@ def main() -> None:
                         args.processes)
             result = load(f"http://127.0.0.1:{port}", logins, args.processes, seconds, server.pid)
         except BaseException:
-            shutil.copy(Path(tmp) / "server.log", Path(tempfile.gettempdir()) / "moulin-bench-server.log")
+            kept = Path(tempfile.gettempdir()) / "moulin-bench-server.log"
+            shutil.copy(Path(tmp) / "server.log", kept)
             raise
         finally:
             server.terminate()
             server.wait(timeout=30)
         result["motion_fps_p5"] = motion_fps_p5(camera.url, viewers, args.processes, seconds)
     result.update(seconds=seconds, processes=args.processes, nproc=os.cpu_count())
-    print(json.dumps(result))  # noqa: T201 - the bench's one line of output
+    print(json.dumps(result))
 
 
 def motion_fps_p5(camera_url: str, viewers: int, processes: int, seconds: float) -> float | None:
     """The same load against Debian's `motion` relaying the camera, if it is installed."""
     if shutil.which("motion") is None:
         return None
-    from motion_relay import run_against_motion  # noqa: PLC0415
+    from motion_relay import run_against_motion
 
     return run_against_motion(camera_url, viewers, processes, seconds)
 

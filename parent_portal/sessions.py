@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, col, select
 from starlette.responses import Response
 
 from school.models import User, WebSession
 from school.security import new_token, token_digest
 from school.settings import Settings
 
+logger = logging.getLogger(__name__)
 SESSION_COOKIE = "moulin_session"
 # Writing last_seen_at on every request would turn each page view into a write;
 # once a minute is precise enough for an idle timeout counted in minutes.
@@ -68,10 +73,24 @@ def live_session(
     if user is None or not user.is_active:
         return None
     if now - web_session.last_seen_at >= TOUCH_INTERVAL:
-        web_session.last_seen_at = now
-        session.add(web_session)
-        session.commit()
+        _touch(session, web_session, now)
     return web_session, user
+
+
+def _touch(session: Session, web_session: WebSession, now: datetime) -> None:
+    """Move the idle timer, in a transaction of its own that writes first: on SQLite a
+    transaction that has read cannot start writing once another one has committed
+    ('database is locked' at once), which many parents arriving together would cause.
+    Best effort: a missed touch only means the next request tries again."""
+    try:
+        with Session(session.get_bind()) as touch:
+            touch.exec(update(WebSession).where(col(WebSession.id) == web_session.id)
+                       .values(last_seen_at=now))
+            touch.commit()
+    except OperationalError:
+        logger.warning("could not record session activity; will try on the next request")
+        return
+    set_committed_value(web_session, "last_seen_at", now)
 
 
 def revoke(*, session: Session, web_session: WebSession, now: datetime) -> None:
