@@ -78,16 +78,19 @@ def live_session(
 
 
 def _touch(session: Session, web_session: WebSession, now: datetime) -> None:
-    """Move the idle timer, in a transaction of its own that writes first: on SQLite a
-    transaction that has read cannot start writing once another one has committed
-    ('database is locked' at once), which many parents arriving together would cause.
-    Best effort: a missed touch only means the next request tries again."""
+    """Move the idle timer in a transaction that writes first: on SQLite a transaction
+    that has read cannot start writing once another one has committed ('database is
+    locked' at once), which many parents arriving together would cause. The read
+    transaction is ended first (on the same connection: a second one per request could
+    empty the pool). Best effort: a missed touch means the next request tries again."""
+    session_id = web_session.id
+    session.commit()
     try:
-        with Session(session.get_bind()) as touch:
-            touch.exec(update(WebSession).where(col(WebSession.id) == web_session.id)
-                       .values(last_seen_at=now))
-            touch.commit()
+        session.exec(update(WebSession).where(col(WebSession.id) == session_id)
+                     .values(last_seen_at=now))
+        session.commit()
     except OperationalError:
+        session.rollback()
         logger.warning("could not record session activity; will try on the next request")
         return
     set_committed_value(web_session, "last_seen_at", now)
