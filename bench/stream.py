@@ -152,6 +152,7 @@ def load(base: str, logins: list[tuple[str, str | None, str | None]], processes:
     time.sleep(3)  # warm-up: let every stream reach steady state
     cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
     start.set()
+    logger.info("measuring for %ss", seconds)
     time.sleep(seconds)
     cpu = (cpu_seconds(server_pid) - cpu0) if server_pid else 0.0
     parts = [results.get(timeout=120) for _ in workers]
