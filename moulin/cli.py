@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from moulin.commands import db, devices, imports, mock, people, reader, serve
+from moulin.commands import camera_node, db, devices, imports, mock, people, reader, serve
 
 app = typer.Typer(
     help="Moulin: a school's cashless canteen and classroom webcams.",
@@ -22,6 +22,7 @@ app.add_typer(reader.app, name="reader")
 app.add_typer(mock.app, name="mock")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
+app.command("camera-node")(camera_node.camera_node)
 
 
 @app.callback()

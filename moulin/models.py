@@ -2,3 +2,4 @@
 
 import cardpay.models  # noqa: F401
 import school.models  # noqa: F401
+import webcam.models  # noqa: F401

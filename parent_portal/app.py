@@ -21,6 +21,9 @@ from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
 from parent_portal.routes import (
     auth,
+    camera_rules,
+    camera_staff,
+    cameras,
     demo,
     enrol,
     health,
@@ -35,6 +38,7 @@ from parent_portal.routes import (
 from school.clock import Clock, utcnow
 from school.db import make_engine
 from school.settings import Settings
+from webcam.runtime import CameraRuntime, SourceOpener
 
 STATIC_DIR = Path(__file__).parent / "static"
 STRIPE_CHECKOUT = "https://checkout.stripe.com"
@@ -52,7 +56,10 @@ def smtp_config(settings: Settings) -> SmtpConfig | None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Send queued e-mails from a background thread while the server runs."""
+    """While the server runs: capture the cameras no node owns, and send queued e-mails
+    from a background thread."""
+    cameras: CameraRuntime = app.state.cameras
+    cameras.start()
     config = smtp_config(app.state.settings)
     worker = OutboxWorker(app.state.engine, config) if config else None
     app.state.outbox = worker
@@ -63,12 +70,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if worker:
             worker.stop()
+        cameras.close()
 
 
 def create_app(
-    settings: Settings, engine: Engine | None = None, *, clock: Clock = utcnow
+    settings: Settings, engine: Engine | None = None, *, clock: Clock = utcnow,
+    open_source: SourceOpener | None = None,
 ) -> FastAPI:
-    """Build the portal. `clock` is settable so tests can move time (sessions, throttling)."""
+    """Build the portal. `clock` is settable so tests can move time (sessions, throttling);
+    `open_source` so they can tune how cameras are read.
+
+    The cameras no camera node owns are captured in this process, from startup (or the
+    first camera request when the server runs without lifespan events)."""
     app = FastAPI(
         title="Moulin",
         # App-wide, so that every form route, present or future, checks the token.
@@ -85,6 +98,10 @@ def create_app(
                           keyring=Keyring(settings.effective_card_master_key()), clock=clock)
     app.state.payment_provider = provider_from_settings(settings)
     app.state.outbox = None
+    app.state.cameras = CameraRuntime(
+        engine=app.state.engine, secret_key=settings.effective_secret_key(), clock=clock,
+        open_source=open_source,
+    )
     stripe = settings.effective_payment_provider == "stripe"
     app.add_middleware(SecurityHeaders, https=settings.https,
                        form_targets=(STRIPE_CHECKOUT,) if stripe else ())
@@ -93,7 +110,7 @@ def create_app(
     # Outside the CSRF dependency: webhooks authenticate by signature (see webhooks.py).
     app.mount("/payments/webhook", webhooks.webhook_app(app))
     for module in (health, auth, parent, parent_money, payments, staff, staff_money,
-                   staff_reports, till, enrol, demo):
+                   staff_reports, till, enrol, demo, cameras, camera_staff, camera_rules):
         app.include_router(module.router)
     app.include_router(till_api.router)
     return app

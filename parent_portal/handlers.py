@@ -27,13 +27,17 @@ from parent_portal.i18n import translator
 from parent_portal.sessions import SESSION_COOKIE, clear_session_cookie
 from parent_portal.templating import language_of, render
 from school.errors import SchoolError
+from webcam.api import NO_STORE
+from webcam.api import status_for as webcam_status
+from webcam.errors import WebcamError
 
 logger = logging.getLogger(__name__)
 
 # Error pages show a message from the catalogs, never the exception's own text, which
 # may name records the visitor should not learn about.
 _MESSAGES = {400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
-             409: "error.409", 422: "error.400", 429: "error.429", 502: "error.502"}
+             409: "error.409", 422: "error.400", 423: "error.423", 429: "error.429",
+             502: "error.502"}
 
 
 def wants_html(request: Request) -> bool:
@@ -88,6 +92,12 @@ async def handle_error(request: Request, exc: Exception) -> Response:
     return error_response(request, status)
 
 
+async def handle_webcam_error(request: Request, exc: Exception) -> Response:
+    """Camera refusals, with the status `webcam.api` chooses for each (see its table)."""
+    assert isinstance(exc, WebcamError)
+    return error_response(request, webcam_status(exc), headers=NO_STORE)
+
+
 async def handle_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     return error_response(request, exc.status_code, headers=exc.headers)
@@ -99,4 +109,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(SchoolError, handle_error)
     app.add_exception_handler(CardPayError, handle_error)
     app.add_exception_handler(PaymentError, handle_error)
+    app.add_exception_handler(WebcamError, handle_webcam_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)

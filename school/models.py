@@ -212,7 +212,8 @@ class LoginFailure(SQLModel, table=True):
 
 
 class ClosedDay(SQLModel, table=True):
-    """A day the school is closed (holidays, strikes, bridges): no canteen, no broadcast."""
+    """A day the school is closed (holidays, strikes, staff training): no canteen, no
+    broadcast."""
 
     __tablename__ = "closed_day"
     __table_args__ = (UniqueConstraint("school_id", "day"),)

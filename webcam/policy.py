@@ -4,6 +4,7 @@ The web app builds the records (from the database, the capture service's pause s
 the viewer's session) and calls `decide` when a stream opens and at least once a second
 while it runs. Rules, in the order a refusal is reported:
 
+0. A camera that staff have switched off (disabled) shows nothing to anyone (`CAMERA_OFF`).
 1. Staff holding a viewing role see their own rooms at any time: slots, closed days,
    quotas and session length do not apply to them; consent and pause do (a room without
    complete consent broadcasts to no one, and a pause stops every stream).
@@ -31,6 +32,7 @@ VIEWING_STAFF_ROLES = frozenset({Role.TEACHER, Role.OFFICE, Role.ADMIN})
 
 class Reason(enum.StrEnum):
     OK = "ok"
+    CAMERA_OFF = "camera_off"
     NOT_GUARDIAN = "not_guardian"
     NOT_ENROLLED = "not_enrolled"
     GUARDIANSHIP_ENDED = "guardianship_ended"
@@ -95,6 +97,7 @@ class CameraRules:
     closed_days: frozenset[date] = frozenset()
     paused: bool = False
     consent_complete: bool = False
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ def decide(viewer: Viewer, camera: CameraRules, now: datetime, state: ViewingSta
     """May `viewer` watch `camera` at `now` (aware; UTC or any zone)?"""
     if now.tzinfo is None:
         raise ValueError("decide needs an aware datetime")
+    if not camera.enabled:
+        return Decision.refuse(Reason.CAMERA_OFF)
     if viewer.roles & VIEWING_STAFF_ROLES and camera.classroom_id in viewer.staff_rooms:
         refusal = _staff_refusal(camera)
         return Decision.refuse(refusal) if refusal else ALLOWED

@@ -1,7 +1,8 @@
 """`moulin mock …`: the far side of a wire, for trying a till without hardware.
 
 `moulin mock card` puts a virtual card on pcscd's vpcd reader, serves the reader's
-commands for `--hold-ms`, then takes it away, and says what the till showed it.
+commands for `--hold-ms`, then takes it away, and says what the till showed it;
+`moulin mock camera` serves a synthetic classroom as MJPEG (moulin.commands.mock_camera).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from pathlib import Path
 import typer
 
 from moulin import context
+from moulin.commands import mock_camera
 
 app = typer.Typer(help="Virtual devices for trying Moulin without hardware.", no_args_is_help=True)
+app.command("camera")(mock_camera.camera)
 
 
 class MockKind(enum.StrEnum):

@@ -1,4 +1,4 @@
-"""`moulin serve` and `moulin demo`: run the web server."""
+"""`moulin serve` and `moulin demo`: run the web server (the demo with its mock cameras)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from zoneinfo import ZoneInfo
 
 import typer
 import uvicorn
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from moulin import context, demo_data, demo_reader, demo_tills
 from school.db import make_engine
 from school.migrate import current_revision, head_revision, upgrade
-from school.models import School
+from school.people import get_school
+
+GRACE_SECONDS = 3
 
 
 def serve(
@@ -42,6 +44,8 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
+        # Camera streams never end by themselves: cut them this long after Ctrl+C.
+        timeout_graceful_shutdown=GRACE_SECONDS,
     )
 
 
@@ -59,17 +63,30 @@ def demo(
     os.environ.update(
         MOULIN_DATA_DIR=str(data_dir), MOULIN_DATABASE_URL=db_url, MOULIN_ENVIRONMENT="development"
     )
+    from moulin import demo_cameras  # the mocks are for the demo only, not for `serve`
+
     eng = make_engine(db_url)
     upgrade(eng)
-    with Session(eng) as session:
-        today = datetime.now(ZoneInfo("Europe/Paris")).date()
-        logins = demo_data.seed(session, today=today)
-        session.commit()
-        tills = demo_tills.seed_tills(session, session.exec(select(School)).one())
-    eng.dispose()
-    _print_welcome(host, port, logins)
-    if serve_it:
-        demo_reader.serve(tills, host=host, port=port, data_dir=data_dir)
+    mocks = demo_cameras.start_mocks(len(demo_data.CLASSES))
+    try:
+        with Session(eng) as session:
+            now = datetime.now(ZoneInfo("Europe/Paris"))
+            logins = demo_data.seed(session, today=now.date())
+            session.commit()
+            school = get_school(session, "demo")
+            demo_cameras.seed_cameras(
+                session, school=school, urls=[m.url for m in mocks],
+                secret_key=context.load_settings().effective_secret_key(), now=now,
+            )
+            session.commit()
+            tills = demo_tills.seed_tills(session, school)
+        eng.dispose()
+        _print_welcome(host, port, logins)
+        if serve_it:
+            demo_reader.serve(tills, host=host, port=port, data_dir=data_dir)
+    finally:
+        for mock in mocks:
+            mock.close()
 
 
 def _print_welcome(host: str, port: int, logins: list[demo_data.DemoLogin]) -> None:
@@ -82,6 +99,11 @@ def _print_welcome(host: str, port: int, logins: list[demo_data.DemoLogin]) -> N
     for login in logins:
         table.add_row(login.email, login.role, login.what)
     context.console.print(table)
+    context.console.print(
+        "Each class has a mock camera; for the demo they broadcast every day from 7:00 to "
+        "20:00 (a real school sets its class hours). Parents: 'Caméras des classes'.",
+        highlight=False,
+    )
     context.console.print(
         f"\n[bold green]Moulin demo:[/] open http://{host}:{port}/ in a browser "
         "(Ctrl+C to stop).\n",

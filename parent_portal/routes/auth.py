@@ -72,24 +72,30 @@ def login(
         session.commit()
         raise LoginThrottled(retry_at)
     verified = verify_password(password, user.password_hash if user else None)
-    if user is None or not verified or not user.is_active:
+    user_id, active = (user.id, user.is_active) if user else (None, False)
+    # End the read transaction before writing: the password check takes a fraction of a
+    # second, and on SQLite a transaction that read before another one committed cannot
+    # start writing ('database is locked' at once, whatever the busy timeout); every
+    # statement from here on writes first.
+    session.rollback()
+    if user is None or not verified or not active:
         throttle.record_failure(session=session, email=email, ip=ip, now=now)
-        audit.record(session, action="login.failure", actor_user_id=user.id if user else None,
+        audit.record(session, action="login.failure", actor_user_id=user_id,
                      ip=ip, known_account=user is not None)
         session.commit()
         logger.info("failed sign-in from %s", ip)
         t = translator(language_of(request))
         return _login_page(request, next_url=next, email=email, error=t("login.failed"),
                            status_code=401)
+    throttle.clear_failures(session=session, email=email)
     # A cookie set before sign-in (perhaps planted by someone else) is never promoted.
     sessions.revoke_by_token(session=session, now=now,
                              token=request.cookies.get(sessions.SESSION_COOKIE, ""))
-    throttle.clear_failures(session=session, email=email)
     _, token = sessions.start_session(
         session=session, user=user, now=now, settings=settings, ip=ip,
         user_agent=request.headers.get("user-agent", ""),
     )
-    audit.record(session, action="login.success", actor_user_id=user.id, ip=ip)
+    audit.record(session, action="login.success", actor_user_id=user_id, ip=ip)
     session.commit()
     response = RedirectResponse(safe_next(next), status_code=303)
     sessions.set_session_cookie(response, token, settings)

@@ -47,6 +47,8 @@ def test_every_command_has_help(run) -> None:  # type: ignore[no-untyped-def]
         ["import", "pupils"],
         ["serve"],
         ["demo"],
+        ["camera-node"],
+        ["mock", "camera"],
         ["school", "add"],
         ["reader"],
         ["reader", "status"],

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -186,3 +187,52 @@ def test_a_demo_card_tapped_from_the_demo_page_reaches_the_till(demo: tuple[str,
             found = list(session.exec(select(Tap)).all())
     engine.dispose()
     assert [(t.accepted, t.reason) for t in found] == [(True, "ok")]
+
+
+def _local_hour() -> int:
+    return datetime.now(ZoneInfo("Europe/Paris")).hour
+
+
+def test_demo_parent_sees_their_childrens_two_rooms_live(demo: tuple[str, Path]) -> None:
+    base, data = demo
+    with Session(make_engine(f"sqlite:///{data / 'moulin.db'}")) as session:
+        parent = session.exec(select(User).where(User.email == "parent@demo.moulin")).one()
+        rooms = {p.classroom_id for p in children_of(session, parent.id, date.today())}  # type: ignore[arg-type]
+        names = {r.name for r in session.exec(select(Classroom)) if r.id in rooms}
+    client = _login(base, "parent@demo.moulin")
+    try:
+        page = client.get("/parent/cameras").text
+        shown = {html.unescape(n).strip() for n in re.findall(r"<h2>Classe ([^<(]+)", page)}
+        assert shown == names
+        urls = re.findall(r'src="(/cameras/\d+/stream\.mjpg\?t=[^"]+)"', page)
+        if 7 <= _local_hour() < 20:  # the demo's broadcast hours, every day
+            assert len(urls) == 2
+            with client.stream("GET", html.unescape(urls[0])) as response:
+                assert response.status_code == 200
+                body = b""
+                for chunk in response.iter_raw():
+                    body += chunk
+                    if b"X-Frame-Kind: live" in body:
+                        break
+        else:
+            assert urls == []
+            assert page.count('data-reason="outside_hours"') == 2
+    finally:
+        client.close()
+
+
+def test_demo_teacher_pauses_their_room(demo: tuple[str, Path]) -> None:
+    base, _ = demo
+    teacher = _login(base, "teacher@demo.moulin")
+    try:
+        page = teacher.get("/staff/cameras").text
+        (camera_id,) = re.findall(r'<tr data-camera="(\d+)">', page)  # CE1 only
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token is not None
+        done = teacher.post(f"/staff/cameras/{camera_id}/pause",
+                            data={"csrf_token": token.group(1), "next": "/staff/cameras"})
+        assert done.status_code == 200  # followed back to the list
+        assert "en pause" in done.text
+        teacher.post(f"/staff/cameras/{camera_id}/resume", data={"csrf_token": token.group(1)})
+    finally:
+        teacher.close()

@@ -1,14 +1,23 @@
-"""A mock IP camera on loopback and a camera service reading it through OpenCV."""
+"""A mock IP camera on loopback and a camera service reading it through OpenCV; the
+portal serving a small school with a mock camera in each room."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from firmware_mocks.camera_scene import Paint
 from firmware_mocks.ip_camera import IPCamera
 from hardware.cameras.opencv import OpenCVCamera, Timing
+from parent_portal.app import create_app
+from school.settings import Settings
+from tests.conftest import FakeClock
+from tests.factories import SmallSchool
+from tests.webcam.live import CameraSchool, equip, serve
 from webcam.pipeline import Mask, PipelineConfig
 from webcam.service import CameraConfig, CameraService
 
@@ -60,3 +69,29 @@ def camera_config(url: str, *, masked: bool = True) -> CameraConfig:
 def running(service: CameraService, mock_camera: IPCamera) -> CameraService:
     service.start(camera_config(mock_camera.url))
     return service
+
+
+@pytest.fixture
+def room_mocks() -> Iterator[list[IPCamera]]:
+    """A mock camera for each room of the small school."""
+    with IPCamera(width=320, height=240, fps=10) as cp, IPCamera(width=320, height=240,
+                                                                    fps=10) as ce1:
+        yield [cp, ce1]
+
+
+@pytest.fixture
+def equipped(session: Session, small_school: SmallSchool, room_mocks: list[IPCamera],
+             settings: Settings) -> CameraSchool:
+    return equip(session, small_school, room_mocks, settings.effective_secret_key())
+
+
+@pytest.fixture
+def portal_app(settings: Settings, engine: Engine, clock: FakeClock, sources: Sources,
+               equipped: CameraSchool) -> FastAPI:
+    return create_app(settings, engine, clock=clock, open_source=sources)
+
+
+@pytest.fixture
+def base(portal_app: FastAPI) -> Iterator[str]:
+    with serve(portal_app) as url:
+        yield url

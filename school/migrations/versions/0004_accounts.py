@@ -2,7 +2,7 @@
 low-balance alerts and the e-mail outbox.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-25 19:53:31
 
 The tables come from `cardpay.account_models`. Two rules are the database's own:
@@ -24,7 +24,7 @@ from alembic import op
 import school.clock
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,4 @@
-"""Canteen settings, the school calendar of closed days, and every tap with its verdict.
+"""Canteen settings, and every tap with its verdict (closed days come with 0003).
 
 Revision ID: 0005
 Revises: 0004
@@ -40,22 +40,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("school_id"),
     )
-    op.create_table(
-        "closed_day",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("school_id", sa.Integer(), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("label", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["school_id"],
-            ["school.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("school_id", "day"),
-    )
-    with op.batch_alter_table("closed_day", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_closed_day_school_id"), ["school_id"], unique=False)
-
     op.create_table(
         "tap",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -112,8 +96,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tap_card_read")
 
     op.drop_table("tap")
-    with op.batch_alter_table("closed_day", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_closed_day_school_id"))
-
-    op.drop_table("closed_day")
     op.drop_table("canteen_settings")

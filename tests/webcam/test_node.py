@@ -1,0 +1,122 @@
+"""A camera node next to the portal: it takes a camera over, the portal sends the parent
+there with a signed URL, the node checks it without the session and re-checks the policy
+while streaming; its viewers light the portal's 'on air' page."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from school.db import immediate_session
+from school.devices import add_device
+from school.models import DeviceKind, School
+from school.settings import Settings
+from tests.conftest import FakeClock
+from tests.webcam.conftest import Sources
+from tests.webcam.live import CameraSchool, Reader, login, serve
+from tests.webcam.test_api import views
+from webcam.admin import claim_for_node
+from webcam.models import Camera
+from webcam.node import create_node_app
+from webcam.pipeline import FrameKind
+from webcam.runtime import CameraRuntime, NodeRole
+from webcam.tokens import TOKEN_TTL
+
+LIMIT = 1.0
+
+
+def wait_until(condition: object, timeout: float = 6.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def node(settings: Settings, engine: Engine, clock: FakeClock, equipped: CameraSchool,
+         portal_app: FastAPI, base: str) -> Iterator[tuple[str, int, str]]:
+    """A node serving the CP camera: (its base URL, the camera id, the device token)."""
+    camera_id = equipped.cameras[0].id or 0
+    with immediate_session(engine) as session:
+        school = session.get(School, equipped.school.school.id)
+        assert school is not None
+        device, token = add_device(session=session, school=school, kind=DeviceKind.CAMERA_NODE,
+                                   name="node-1")
+        session.commit()
+        role = NodeRole(device_id=device.id or 0, camera_ids=frozenset({camera_id}))
+    app = create_node_app(engine=engine, secret_key=settings.effective_secret_key(),
+                          node=role, clock=clock, open_source=Sources())
+    with serve(app) as node_base:
+        with immediate_session(engine) as session:
+            device = session.merge(device)
+            claim_for_node(session=session, device=device, camera_ids=[camera_id],
+                           node_url=node_base)
+            session.commit()
+        runtime: CameraRuntime = app.state.cameras
+        wait_until(lambda: runtime.serves(camera_id))
+        portal: CameraRuntime = portal_app.state.cameras
+        wait_until(lambda: not portal.serves(camera_id))  # the portal let go of it
+        yield node_base, camera_id, token
+
+
+def node_url(client: httpx.Client, node_base: str, camera_id: int) -> str:
+    page = client.get("/parent/cameras")
+    csp = page.headers["content-security-policy"]
+    assert f"img-src 'self' {node_base}" in csp
+    match = re.search(rf'src="{re.escape(node_base)}(/cameras/{camera_id}/stream\.mjpg\?t=[^"]+)"',
+                      page.text)
+    assert match, page.text
+    return match.group(1).replace("&amp;", "&")
+
+
+def test_the_portal_sends_the_parent_to_the_node(
+    base: str, node: tuple[str, int, str], engine: Engine, clock: FakeClock
+) -> None:
+    node_base, camera_id, _ = node
+    parent = login(base, "parent@example.org")
+    path = node_url(parent, node_base, camera_id)
+    with Reader(node_base, path, cookie=None) as reader:  # no cookie: the URL is the grant
+        assert reader.status == 200
+        reader.start().wait_for(FrameKind.LIVE)
+    with Reader(base, path, parent.cookies.get("moulin_session")) as at_portal:
+        assert at_portal.status == 403  # a node's URL is no good at the portal
+    other = path.replace(f"/cameras/{camera_id}/", "/cameras/2/")
+    assert httpx.get(node_base + other).status_code == 403
+    assert httpx.get(node_base + path.replace("stream.mjpg", "snapshot.jpg")).status_code == 200
+    clock.advance(seconds=TOKEN_TTL + 1)
+    assert httpx.get(node_base + path).status_code == 403
+    rows = views(engine, settled=2)
+    assert {(r.via, r.user_id) for r in rows} == {("node", rows[0].user_id)}
+    parent.close()
+
+
+def test_the_node_obeys_a_pause_and_lights_the_on_air_page(
+    base: str, node: tuple[str, int, str], engine: Engine
+) -> None:
+    node_base, camera_id, device_token = node
+    parent = login(base, "parent@example.org")
+    screen = httpx.Client(base_url=base)
+    on_air = f"/cameras/{camera_id}/on-air?device={device_token}"
+    assert 'data-lit="no"' in screen.get(on_air).text
+    with Reader(node_base, node_url(parent, node_base, camera_id), cookie=None) as reader:
+        reader.start().wait_for(FrameKind.LIVE)
+        wait_until(lambda: 'data-lit="yes"' in screen.get(on_air).text, timeout=4)
+        mark, before = len(reader.parts), time.monotonic()
+        with Session(engine) as session:
+            camera = session.get(Camera, camera_id)
+            assert camera is not None
+            camera.paused = True
+            session.add(camera)
+            session.commit()
+        assert reader.wait_for(FrameKind.PAUSED, after=mark) - before < LIMIT
+    wait_until(lambda: 'data-lit="no"' in screen.get(on_air).text, timeout=4)
+    assert screen.get(f"/cameras/{camera_id}/on-air?device=wrong").status_code == 404
+    screen.close()
+    parent.close()

@@ -1,0 +1,69 @@
+"""A camera node: capture and streaming for a few cameras, in a process of its own.
+
+For schools with many cameras. `moulin camera-node --cameras 1,2 --port N` authenticates
+as a camera-node device, claims the cameras (the portal stops capturing them at its next
+sync and from then on hands parents URLs for this node) and serves them with this app.
+
+Authorisation without a database round trip: the portal signs each URL for the user and
+the camera with the shared secret key (`webcam.tokens`), after checking the session and
+the policy; the node checks the signature and expiry locally. While a stream runs, the
+node re-checks the policy like the portal does (`webcam.monitor`): one batched database
+read per camera and per 0.3 s while anyone watches, however many watch, so a pause, a
+slot's end, a consent withdrawn or a guardianship ended stops the stream within a second.
+Its live viewer counts are written back for the portal's 'on air' page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from sqlalchemy.engine import Engine
+from starlette.responses import JSONResponse
+
+from school.clock import Clock, utcnow
+from webcam.api import handle_webcam_error, runtime_of, stream_router
+from webcam.errors import WebcamError
+from webcam.runtime import CameraRuntime, NodeRole, SourceOpener
+from webcam.tokens import check_for_node
+from webcam.viewing import Grant
+
+
+def node_grant(request: Request, camera_id: int, t: str = "") -> Grant:
+    """A stream request carrying a URL the portal signed for one user and this camera."""
+    runtime = runtime_of(request)
+    user_id = check_for_node(runtime.secret_key, t, camera_id=camera_id, now=runtime.clock())
+    return Grant(user_id=user_id, ip=request.client.host if request.client else None,
+                 user_agent=request.headers.get("user-agent", ""), via="node")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    runtime: CameraRuntime = app.state.cameras
+    runtime.start()
+    try:
+        yield
+    finally:
+        runtime.close()
+
+
+def create_node_app(
+    *, engine: Engine, secret_key: str, node: NodeRole, clock: Clock = utcnow,
+    open_source: SourceOpener | None = None,
+) -> FastAPI:
+    app = FastAPI(title="Moulin camera node", lifespan=_lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.cameras = CameraRuntime(
+        engine=engine, secret_key=secret_key, clock=clock, open_source=open_source, node=node,
+        sync_interval=1.0,
+    )
+    app.add_exception_handler(WebcamError, handle_webcam_error)
+    app.include_router(stream_router(node_grant))
+
+    @app.get("/healthz")
+    def healthz(request: Request) -> JSONResponse:
+        runtime: CameraRuntime = request.app.state.cameras
+        return JSONResponse({"status": "ok", "cameras": sorted(runtime.service.camera_ids)})
+
+    return app
