@@ -8,18 +8,20 @@ A refused tap is a verdict (200, `accepted: false`), not an HTTP error: the till
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from cardpay.snapshot import snapshot
 from cardpay.till import TapRequest, Till
 from school.clock import Clock
+from school.db import immediate_session
 from school.devices import device_for_token
 from school.models import Device, DeviceKind, School
 
@@ -66,12 +68,20 @@ def current_till(request: Request, authorization: Annotated[str | None, Header()
             raise HTTPException(
                 401, "unknown or revoked device token", headers={"WWW-Authenticate": "Bearer"}
             )
-        now = clock()
-        if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_EVERY:
-            device.last_seen_at = now
-            session.add(device)
-            session.commit()
-        return device
+    now = clock()
+    if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_EVERY:
+        _seen(_engine(request), device, now)
+    return device
+
+
+def _seen(engine: Engine, device: Device, now: datetime) -> None:
+    # A write transaction of its own, begun as a writer (BEGIN IMMEDIATE on SQLite): a
+    # read transaction upgraded to a write fails at once with 'database is locked' when
+    # another request (the same till's snapshot fetch, say) wrote in between.
+    with immediate_session(engine) as session:
+        session.exec(update(Device).where(col(Device.id) == device.id).values(last_seen_at=now))
+        session.commit()
+    device.last_seen_at = now
 
 
 TillDevice = Annotated[Device, Depends(current_till)]
