@@ -17,6 +17,7 @@ VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 PID_FILE = Path("/run/pcscd/pcscd.pid")
 READER = "Virtual PCD 00 00"
 HINT = "run `make test`, which installs pcscd and vsmartcard-vpcd"
+_FREE_FOR = 3.0  # seconds without another pcscd before starting ours
 
 
 class PcscdMissing(RuntimeError):
@@ -71,14 +72,24 @@ class Pcscd:
         self.conf = conf
         self.log = self.root / "pcscd.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self._started_once = False
 
     def start(self, timeout: float = 20.0) -> None:
         # pcscd always uses /run/pcscd: one per machine. Another test run's may hold it
         # for a few minutes, so wait for it to go (never stop someone else's).
+        # Free means free for a few seconds: another run's pcscd restart tests leave
+        # /run/pcscd empty for a moment, and starting ours then would mix the two runs.
         patience = float(os.environ.get("MOULIN_TEST_PCSCD_WAIT", "300"))
         deadline = time.monotonic() + patience
-        while (other := _other_pcscd_running()) is not None and time.monotonic() < deadline:
-            time.sleep(1.0)
+        free_for = 0.0 if self._started_once else _FREE_FOR  # a restart of our own
+        other, free_since = _other_pcscd_running(), time.monotonic()
+        while time.monotonic() < deadline and (
+            other is not None or time.monotonic() - free_since < free_for
+        ):
+            time.sleep(0.25)
+            other = _other_pcscd_running()
+            if other is not None:
+                free_since = time.monotonic()
         if other is not None:
             raise PcscdMissing(
                 f"another pcscd (pid {other}) is running; the tests need their own: stop it "
@@ -90,6 +101,7 @@ class Pcscd:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        self._started_once = True
         self._wait_for_reader(timeout)
 
     def _wait_for_reader(self, timeout: float) -> None:

@@ -127,7 +127,12 @@ class DaemonProcess:
     def stop(self) -> None:
         assert self.process is not None
         self.process.terminate()
-        self.process.wait(20)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # never leave a daemon behind, even when the test fails
+            self.process.wait(10)
+            raise
 
 
 class Sluggish:

@@ -138,16 +138,16 @@ def test_a_replayed_ntag424_message_is_refused_and_the_till_screen_shows_the_ale
     engine: Engine,
     start_daemon: Callable[..., RunningDaemon],
 ) -> None:
-    start_daemon(server.url, canteen.token)
     cashier = factories.user(session, "caisse@example.org")
     school = session.get(School, canteen.school_id)
     assert school is not None
     grant_role(session=session, user=cashier, school=school, role=Role.CASHIER)
     session.commit()
+    browser = signed_in_http(server.url, "caisse@example.org")
+    start_daemon(server.url, canteen.token)
     holder = canteen.holders[0]
     genuine = canteen.card(holder, pcscd.port, counter=10)
     copy = canteen.card(holder, pcscd.port, counter=3)  # replays an older read counter
-    browser = signed_in_http(server.url, "caisse@example.org")
     with browser.stream("GET", f"/till/{canteen.device.id}/events?after=0") as screen:
         pcscd.wait_until_empty()
         genuine.tap(HOLD, until_feedback=True)
