@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-TICK = 0.05  # seconds: how late a timeout may fire
-
 from webcam.pipeline import EncodedFrame
 
 logger = logging.getLogger(__name__)
+
+TICK = 0.05  # seconds: how late a timeout may fire
 
 
 class Published(NamedTuple):
