@@ -55,7 +55,7 @@ def create_app(
     app.state.clock = clock
     app.state.cameras = CameraRuntime(
         engine=app.state.engine, secret_key=settings.effective_secret_key(), clock=clock,
-        open_source=open_source,
+        open_source=open_source, capture=settings.capture_cameras,
     )
     app.add_middleware(SecurityHeaders, https=settings.https)
     handlers.install(app)

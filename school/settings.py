@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     login_max_failures_per_ip: int = 50
+    # Capture the cameras no camera node owns inside the web server. Only right for a
+    # single server process: with several workers each would open every camera and
+    # count only its own viewers, so `moulin serve --workers N` turns it off.
+    capture_cameras: bool = True
 
     @classmethod
     def settings_customise_sources(
