@@ -6,8 +6,8 @@
 Prints one JSON line: `viewers`, `fps_p5` (5th percentile of the frame rate each viewer
 received), `latency_p50_ms` (capture to delivery, from the `X-Captured-At` part header
 the pipeline writes, on one machine's clock), `server_cpu_pct` (the server process, 100 =
-one core), `motion_fps_p5` (Debian's `motion` relaying the same mock camera to the same
-load, or null when `motion` is not installed), and a few more figures.
+one core), `motion_fps_p5` (meant for Debian's `motion` relaying the same mock camera to
+the same load; not written yet, so null), and a few more figures.
 
 The server is `moulin serve` on SQLite in its own process, so every stream goes through
 the session, the signed URL the camera page gives, the access policy (at open and every
@@ -212,12 +212,11 @@ def main() -> None:
 
 
 def motion_fps_p5(camera_url: str, viewers: int, processes: int, seconds: float) -> float | None:
-    """The same load against Debian's `motion` relaying the camera, if it is installed."""
-    if shutil.which("motion") is None:
-        return None
-    from motion_relay import run_against_motion
-
-    return run_against_motion(camera_url, viewers, processes, seconds)
+    """The same load against Debian's `motion` relaying the camera: not written yet (it was
+    not installed where this bench was first run), so always null for now."""
+    if shutil.which("motion") is not None:
+        logger.warning("motion is installed, but the comparison with it is not written yet")
+    return None
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ def create_app(
     app.state.outbox = None
     app.state.cameras = CameraRuntime(
         engine=app.state.engine, secret_key=settings.effective_secret_key(), clock=clock,
-        open_source=open_source,
+        open_source=open_source, capture=settings.capture_cameras,
     )
     stripe = settings.effective_payment_provider == "stripe"
     app.add_middleware(SecurityHeaders, https=settings.https,

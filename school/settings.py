@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 10.0
     # The address parents use, for links in e-mails (e.g. https://cantine.example.org).
     public_url: str = ""
+    # Capture the cameras no camera node owns inside the web server. Only right for a
+    # single server process: with several workers each would open every camera and
+    # count only its own viewers, so `moulin serve --workers N` turns it off.
+    capture_cameras: bool = True
 
     @classmethod
     def settings_customise_sources(

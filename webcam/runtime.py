@@ -69,11 +69,13 @@ class CameraRuntime:
         node: NodeRole | None = None,
         sync_interval: float = 2.0,
         max_age: float = MAX_AGE,
+        capture: bool = True,
     ) -> None:
         self.engine = engine
         self.secret_key = secret_key
         self.clock = clock
         self.node = node
+        self.capture = capture  # False: this process serves no camera (nodes do)
         self.service = CameraService(open_source=open_source or open_camera, clock=clock)
         self.monitor = AccessMonitor(engine, clock=clock, max_age=max_age)
         self.log = ViewLog(engine)
@@ -128,6 +130,8 @@ class CameraRuntime:
             self.sync()
 
     def sync(self) -> None:
+        if not self.capture:
+            return
         with self._sync_lock, Session(self.engine) as session:
             query = (
                 select(Camera, Classroom, School)

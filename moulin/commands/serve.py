@@ -35,6 +35,11 @@ def serve(
         )
     if workers > 1 and settings.effective_database_url.startswith("sqlite"):
         context.fail("several workers need PostgreSQL (MOULIN_DATABASE_URL)")
+    if workers > 1:
+        # Each worker would open every camera and see only its own viewers.
+        os.environ["MOULIN_CAPTURE_CAMERAS"] = "false"
+        context.console.print("Several workers: cameras are served by camera nodes only "
+                              "(moulin camera-node).", highlight=False)
     uvicorn.run(
         "moulin.asgi:app",
         factory=True,
