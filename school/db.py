@@ -28,7 +28,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    begin = conn.info.get("sqlite_begin", "BEGIN")
+    begin = conn.get_execution_options().get("moulin_sqlite_begin", "BEGIN")
     conn.exec_driver_sql(begin)
 
 
@@ -57,14 +57,9 @@ def immediate_session(engine: Engine, *, expire_on_commit: bool = True) -> Itera
     once with 'database is locked' (the busy timeout does not apply to that upgrade);
     BEGIN IMMEDIATE takes the write lock first and waits its turn instead.
     """
-    if engine.dialect.name != "sqlite":
-        with Session(engine, expire_on_commit=expire_on_commit) as session:
-            yield session
-        return
-    with engine.connect() as conn:
-        conn.info["sqlite_begin"] = "BEGIN IMMEDIATE"
-        try:
-            with Session(bind=conn, expire_on_commit=expire_on_commit) as session:
-                yield session
-        finally:
-            conn.info.pop("sqlite_begin", None)
+    if engine.dialect.name == "sqlite":
+        # Same pool, another BEGIN; the connection is taken only when first used, so a
+        # request holds one connection at a time and a busy server cannot starve the pool.
+        engine = engine.execution_options(moulin_sqlite_begin="BEGIN IMMEDIATE")
+    with Session(engine, expire_on_commit=expire_on_commit) as session:
+        yield session
