@@ -105,6 +105,7 @@ def test_a_card_pulled_away_mid_read_records_nothing_and_the_next_tap_works(
     card.tap(HOLD, until_feedback=True)
     assert [(f.green, f.beeps) for f in card.feedback] == [(True, 1)]
     assert [t.accepted for t in taps(engine)] == [True]
+    running.wait_for_empty_queue()  # marked sent just after the beep: one tap, no other
     assert running.journal.queue_length() == 0
     assert "card lifted mid-read" in caplog.text
 
