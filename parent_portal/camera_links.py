@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
-from parent_portal.deps import ClockDep, SessionDep, SignedIn, signed_in_for
-from parent_portal.errors import LoginRequired
+from parent_portal.deps import ClockDep, SessionDep, SettingsDep, SignedIn, signed_in_for
+from parent_portal.errors import Forbidden, LoginRequired
 from parent_portal.headers import CONTENT_SECURITY_POLICY
 from parent_portal.routes.auth import client_ip
 from webcam.models import Camera
@@ -33,9 +33,14 @@ CamerasDep = Annotated[CameraRuntime, Depends(get_cameras)]
 
 def portal_grant(
     request: Request, camera_id: int, session: SessionDep, clock: ClockDep,
-    cameras: CamerasDep, t: str = "",
+    cameras: CamerasDep, settings: SettingsDep, t: str = "",
 ) -> Grant:
-    """A stream request from a signed-in browser carrying a URL signed for its session."""
+    """A stream request from a signed-in browser carrying a URL signed for its session.
+
+    In production, images of children only travel encrypted: without `MOULIN_HTTPS`
+    (the server behind an HTTPS proxy) streams are refused."""
+    if settings.environment == "production" and not settings.https:
+        raise Forbidden("camera streams need HTTPS in production")
     signed_in = signed_in_for(request)
     if signed_in is None:
         raise LoginRequired(request.url.path)

@@ -287,20 +287,3 @@ def cameras_in(session: Session, classroom_ids: Iterable[int]) -> Sequence[Camer
         .where(col(Camera.classroom_id).in_(ids), col(Camera.enabled))
         .order_by(col(Camera.classroom_id), col(Camera.name))
     ).all()
-
-
-def watched_today_minutes(session: Session, user_id: int, school: School, now: datetime) -> int:
-    state = viewing_state(
-        session, user_id=user_id, school_id=school.id or 0, timezone=school.timezone, now=now
-    )
-    return int(state.watched_earlier_today.total_seconds() // 60)
-
-
-def open_views(session: Session, camera_id: int) -> int:
-    """Views of a camera still open in the log (a node-owned camera's 'on air' fallback)."""
-    count = session.exec(
-        select(func.count()).where(
-            CameraView.camera_id == camera_id, col(CameraView.ended_at).is_(None)
-        )
-    ).one()
-    return int(count)

@@ -99,10 +99,11 @@ class CameraRuntime:
         return self
 
     def close(self) -> None:
-        self._stop.set()
+        self._stop.set()  # also makes any later sync (a request still in flight) do nothing
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.service.close()
+        with self._sync_lock:
+            self.service.close()
         self.monitor.close()
         self.log.close()
 
@@ -132,30 +133,35 @@ class CameraRuntime:
     def sync(self) -> None:
         if not self.capture:
             return
-        with self._sync_lock, Session(self.engine) as session:
-            query = (
-                select(Camera, Classroom, School)
-                .join(Classroom, col(Classroom.id) == Camera.classroom_id)
-                .join(School, col(School.id) == Camera.school_id)
-                .where(col(Camera.enabled))
-            )
-            if self.node is None:
-                query = query.where(col(Camera.node_device_id).is_(None))
-            else:
-                query = query.where(
-                    Camera.node_device_id == self.node.device_id,
-                    col(Camera.id).in_(self.node.camera_ids),
-                )
-            wanted = {camera.id or 0: (camera, room, school)
-                      for camera, room, school in session.exec(query).all()}
-        for camera_id in self.service.camera_ids - wanted.keys():
-            logger.info("no longer serving camera %s", camera_id)
-            self.service.stop(camera_id)
-            self._keys.pop(camera_id, None)
-        for camera_id, (camera, room, school) in wanted.items():
-            self._apply(camera_id, camera, room, school)
+        with self._sync_lock:  # reading and applying together: see `pause`
+            if self._stop.is_set():  # closed: a request still in flight changes nothing
+                return
+            wanted = self._wanted()
+            for camera_id in self.service.camera_ids - wanted.keys():
+                logger.info("no longer serving camera %s", camera_id)
+                self.service.stop(camera_id)
+                self._keys.pop(camera_id, None)
+            for camera_id, (camera, room, school) in wanted.items():
+                self._apply(camera_id, camera, room, school)
         if self.node is not None:
             self._write_counts()
+
+    def _wanted(self) -> dict[int, tuple[Camera, Classroom, School]]:
+        """The enabled cameras this process should serve, with their room and school."""
+        query = (
+            select(Camera, Classroom, School)
+            .join(Classroom, col(Classroom.id) == Camera.classroom_id)
+            .join(School, col(School.id) == Camera.school_id)
+            .where(col(Camera.enabled))
+        )
+        if self.node is None:
+            query = query.where(col(Camera.node_device_id).is_(None))
+        else:
+            query = query.where(Camera.node_device_id == self.node.device_id,
+                                col(Camera.id).in_(self.node.camera_ids))
+        with Session(self.engine) as session:
+            return {camera.id or 0: (camera, room, school)
+                    for camera, room, school in session.exec(query).all()}
 
     def _apply(self, camera_id: int, camera: Camera, room: Classroom, school: School) -> None:
         key = json.dumps([camera.source_sealed, camera.masks, camera.name, room.name,

@@ -13,15 +13,18 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from parent_portal.app import create_app
 from school.db import immediate_session
 from school.models import WebSession
 from school.security import token_digest
+from school.settings import Settings
 from tests.conftest import FakeClock
 from tests.webcam.live import (
     CameraSchool,
     active_consents,
     guardianships,
     login,
+    serve,
     set_slots,
     stream_urls,
     watch,
@@ -249,3 +252,15 @@ def test_the_director_reads_everyones_log(base: str, equipped: CameraSchool, ses
     assert parent.get(f"/staff/schools/{school_id}/camera-log").status_code == 403
     parent.close()
     staff.close()
+
+
+def test_production_without_https_serves_no_stream(
+    settings: Settings, engine: Engine, clock: FakeClock, equipped: CameraSchool,
+    session: Session,
+) -> None:
+    production = settings.model_copy(update={"environment": "production", "https": False})
+    with serve(create_app(production, engine, clock=clock)) as base:
+        client = login(base, "parent@example.org")
+        assert open_status(client, signed(session, client, equipped.cameras[0].id or 0,
+                                          clock())) == 403
+        client.close()
