@@ -258,7 +258,9 @@ def test_production_without_https_serves_no_stream(
     settings: Settings, engine: Engine, clock: FakeClock, equipped: CameraSchool,
     session: Session,
 ) -> None:
-    production = settings.model_copy(update={"environment": "production", "https": False})
+    # Production needs its card master key configured (tills refuse to guess one).
+    production = settings.model_copy(update={"environment": "production", "https": False,
+                                             "card_master_key": "ab" * 16})
     with serve(create_app(production, engine, clock=clock)) as base:
         client = login(base, "parent@example.org")
         assert open_status(client, signed(session, client, equipped.cameras[0].id or 0,
