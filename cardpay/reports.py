@@ -4,7 +4,8 @@ the end-of-day takings and cash reconciliation; meals per day for a chart.
 A meal counts on the school day it was eaten (its `occurred_at`, in the school's time
 zone), and a meal since reversed does not count at all, so the revenue of the meals
 reported is what the meal revenue account gained from them. Class and tariff band are
-the pupil's current ones. Free meals post nothing to the ledger and so do not appear here.
+the pupil's current ones. Free meals post nothing to the ledger: they are counted from the
+till's taps (accepted, not a repeat of an earlier tap), at no revenue.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from sqlmodel import Session, col, select
 
 from cardpay.account_models import Receipt
 from cardpay.history import utc_range
-from cardpay.models import Account, AccountKind, LedgerTransaction, Posting, TransactionKind
+from cardpay.models import (
+    Account,
+    AccountKind,
+    LedgerTransaction,
+    Posting,
+    Tap,
+    TransactionKind,
+)
 from school.models import Classroom, Device, DeviceKind, Pupil
 
 
@@ -60,7 +68,24 @@ def _meals(session: Session, school_id: int, timezone: str, first: date,
     ).all()
     zone = ZoneInfo(timezone)
     return [(at.astimezone(zone).date(), room or "", band, -int(cents), device)
-            for at, room, band, cents, device in rows]
+            for at, room, band, cents, device in [*rows, *_free_meals(session, school_id,
+                                                                      start, end)]]
+
+
+def _free_meals(session: Session, school_id: int, start: datetime,
+                end: datetime) -> list[tuple[datetime, str | None, str, int, int | None]]:
+    """(read at, class, band, 0, device) for every free meal served: an accepted tap at
+    no charge that does not repeat an earlier one."""
+    rows = session.execute(
+        sa_select(col(Tap.read_at), col(Classroom.name), col(Pupil.tariff_band),
+                  col(Tap.device_id))
+        .join(Pupil, col(Pupil.id) == col(Tap.pupil_id))
+        .join(Classroom, col(Classroom.id) == col(Pupil.classroom_id), isouter=True)
+        .where(col(Tap.school_id) == school_id, col(Tap.accepted),
+               col(Tap.price_cents) == 0, col(Tap.repeat_of_id).is_(None),
+               col(Tap.read_at) >= start, col(Tap.read_at) < end)
+    ).all()
+    return [(at, room, band, 0, device) for at, room, band, device in rows]
 
 
 def meals_by_class(session: Session, *, school_id: int, timezone: str, first: date,

@@ -8,15 +8,25 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from cardpay import history, office, reports
+from cardpay import cards, history, office, reports
 from cardpay.account_models import Tender
 from cardpay.accounts import pupil_account, school_account
-from cardpay.models import AccountKind, LedgerTransaction, TransactionKind
+from cardpay.models import (
+    AccountKind,
+    CanteenSettings,
+    CardKind,
+    LedgerTransaction,
+    TransactionKind,
+)
 from cardpay.report_csv import day_csv, meals_csv, statement_csv
+from cardpay.sun import Keyring
+from cardpay.till import TapRequest, Till
 from school.models import Device
 from tests import factories
+from tests.conftest import FakeClock
 from tests.factories import SmallSchool
 
 TZ = "Europe/Paris"
@@ -152,3 +162,32 @@ def test_a_reversed_meal_is_marked_in_the_history(
     assert reversal.memo == "tapped twice"
     assert next(li for li in lines if li.transaction_id == original.id).reversed_by_id == \
         reversal.transaction_id
+
+
+def test_free_meals_are_counted_once_at_no_revenue(
+    engine: Engine, session: Session, small_school: SmallSchool, clock: FakeClock
+) -> None:
+    """A pupil in a free band eats without a ledger posting; the report still counts the
+    meal (once, though the card was held on the reader twice), and no revenue."""
+    lea = small_school.pupils[0]
+    lea.tariff_band = "FREE"
+    session.add(CanteenSettings(school_id=small_school.school.id,
+                                prices_by_band={"FREE": 0}, default_price_cents=350))
+    device = factories.till(session, small_school.school)
+    cards.issue_card(session=session, pupil=lea, uid="04A1B2C3D4E5F6", kind=CardKind.UID)
+    session.commit()
+    clock.now = _at(TUE, 11)
+    till = Till(engine=engine, keyring=Keyring(bytes(16)), clock=clock)
+    first = till.tap(device, TapRequest(tap_id="t-1", read_at=clock(), uid="04A1B2C3D4E5F6"))
+    clock.advance(seconds=2)
+    again = till.tap(device, TapRequest(tap_id="t-2", read_at=clock(), uid="04A1B2C3D4E5F6"))
+    assert (first.accepted, first.price_cents, again.repeat) == (True, 0, True)
+    session.rollback()  # end the read that began when the till read `device`
+
+    rows = reports.meals_by_class(session, school_id=small_school.school.id or 0, timezone=TZ,
+                                  first=TUE, last=TUE)
+    assert [(r.classroom, r.band, r.meals, r.revenue_cents) for r in rows] == [
+        ("CP", "FREE", 1, 0)]
+    day = reports.day_report(session, school_id=small_school.school.id or 0, timezone=TZ,
+                             day=TUE)
+    assert [(t.name, t.meals, t.revenue_cents) for t in day.tills] == [("Till 1", 1, 0)]
