@@ -33,6 +33,7 @@ class Viewer:
     today: date
     is_staff: bool
     is_parent: bool
+    is_admin: bool = False
 
     @property
     def user_id(self) -> int:
@@ -40,7 +41,8 @@ class Viewer:
         return self.user.id
 
     def nav(self) -> dict[str, bool]:
-        return {"nav_staff": self.is_staff, "nav_parent": self.is_parent}
+        return {"nav_staff": self.is_staff, "nav_parent": self.is_parent,
+                "nav_admin": self.is_admin}
 
 
 def get_viewer(
@@ -51,7 +53,7 @@ def get_viewer(
     # roles_of decides 'parent' with the server's date; ask again with the school's.
     is_parent = bool(children_of(session, user.id, today))
     viewer = Viewer(user=user, today=today, is_staff=bool(roles & STAFF_ROLES),
-                    is_parent=is_parent)
+                    is_parent=is_parent, is_admin=Role.ADMIN in roles)
     # Kept for the page menu, including on error pages raised later in the request.
     request.state.nav = viewer.nav()
     return viewer

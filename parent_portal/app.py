@@ -20,6 +20,10 @@ from parent_portal import handlers, webhooks
 from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
 from parent_portal.routes import (
+    admin_audit,
+    admin_devices,
+    admin_settings,
+    admin_users,
     auth,
     camera_rules,
     camera_staff,
@@ -34,6 +38,7 @@ from parent_portal.routes import (
     staff_money,
     staff_reports,
     till,
+    welcome,
 )
 from school.clock import Clock, utcnow
 from school.db import make_engine
@@ -111,6 +116,8 @@ def create_app(
     app.mount("/payments/webhook", webhooks.webhook_app(app))
     for module in (health, auth, parent, parent_money, payments, staff, staff_money,
                    staff_reports, till, enrol, demo, cameras, camera_staff, camera_rules):
+        app.include_router(module.router)
+    for module in (admin_users, admin_devices, admin_settings, admin_audit, welcome):
         app.include_router(module.router)
     app.include_router(till_api.router)
     return app

@@ -65,6 +65,7 @@ def render(
         "csrf_token": signed_in.web_session.csrf_token if signed_in else "",
         "nav_staff": False,
         "nav_parent": False,
+        "nav_admin": False,
         **getattr(request.state, "nav", {}),
     }
     page.update(context or {})

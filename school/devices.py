@@ -17,6 +17,7 @@ def add_device(
     kind: DeviceKind,
     name: str,
     actor_user_id: int | None = None,
+    ip: str | None = None,
 ) -> tuple[Device, str]:
     """Create a device and return it with its token, which is not stored and cannot be
     shown again."""
@@ -36,6 +37,7 @@ def add_device(
         actor_user_id=actor_user_id,
         target_type="device",
         target_id=device.id or "",
+        ip=ip,
         kind=kind.value,
         name=name,
     )
@@ -51,7 +53,9 @@ def device_for_token(session: Session, token: str) -> Device | None:
     ).first()
 
 
-def revoke_device(*, session: Session, device: Device, actor_user_id: int | None = None) -> None:
+def revoke_device(
+    *, session: Session, device: Device, actor_user_id: int | None = None, ip: str | None = None
+) -> None:
     device.revoked_at = utcnow()
     session.add(device)
     audit.record(
@@ -61,4 +65,7 @@ def revoke_device(*, session: Session, device: Device, actor_user_id: int | None
         actor_user_id=actor_user_id,
         target_type="device",
         target_id=device.id or "",
+        ip=ip,
+        kind=device.kind.value,
+        name=device.name,
     )
