@@ -3,8 +3,8 @@
 
 Context fields are set where the work is known — the web request's id (`RequestIds`, a
 plain ASGI middleware), the device a till API call came from, the camera a stream shows
-(`log_context`, `bind`) — or once for the whole process (`configure(process=…)`, e.g. a
-reader daemon's reader). Every line is passed through `redact`: signed stream URLs and
+(`log_context`, `bind`) — or once for the whole process (`set_process_fields`, e.g. a
+camera node's device). Every line is passed through `redact`: signed stream URLs and
 bearer tokens in a message (uvicorn's access log prints full URLs) never reach the log.
 Code must still never log a password, a token, a card key or a full card UID: use
 `hardware.readers.base.masked_uid` for cards.
@@ -21,11 +21,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
-CONTEXT_FIELDS = ("request_id", "device", "camera")
-_context: ContextVar[Mapping[str, object]] = ContextVar("moulin_log_context", default={})
+_context: ContextVar[Mapping[str, object]] = ContextVar(
+    "moulin_log_context", default=MappingProxyType({}))
 _process: dict[str, object] = {}
 
 # `t=` carries a signed stream URL's token (webcam.tokens), `token=` any other.
@@ -106,13 +107,14 @@ def formatter(fmt: LogFormat) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
-def configure(fmt: LogFormat = "text", *, level: int = logging.INFO,
-              process: Mapping[str, object] | None = None) -> None:
-    """Send every logger's lines to stderr in `fmt`; safe to call again (a uvicorn worker
-    configures itself after the command did). `process` fields go on every line."""
-    if process is not None:
-        _process.clear()
-        _process.update(process)
+def set_process_fields(**fields: object) -> None:
+    """Fields for every line this process logs, from any thread (e.g. its device)."""
+    _process.clear()
+    _process.update(fields)
+
+
+def configure(fmt: LogFormat = "text", *, level: int = logging.INFO) -> None:
+    """Send every logger's lines to stderr in `fmt`; safe to call again."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "moulin", False)]:
         root.removeHandler(handler)
@@ -125,6 +127,11 @@ def configure(fmt: LogFormat = "text", *, level: int = logging.INFO,
     if level > logging.DEBUG:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+
+
+def configured() -> bool:
+    """Has `configure` run in this process?"""
+    return any(getattr(h, "moulin", False) for h in logging.getLogger().handlers)
 
 
 class RequestIds:

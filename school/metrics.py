@@ -64,7 +64,7 @@ def own_metrics() -> Collector:
 
 
 def exposition(extra: Iterable[Collector] = ()) -> bytes:
-    return generate_latest(_Together([own_metrics(), *extra]))  # type: ignore[arg-type]
+    return generate_latest(_Together([own_metrics(), *extra]))
 
 
 def metrics_endpoint(
