@@ -18,16 +18,19 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from cardpay import metrics
 from cardpay.snapshot import snapshot
 from cardpay.till import TapRequest, Till
+from school import device_reports
 from school.clock import Clock
 from school.db import immediate_session
 from school.devices import device_for_token
+from school.logs import bind
 from school.models import Device, DeviceKind, School
 
 LAST_SEEN_EVERY = timedelta(minutes=1)
 
-router = APIRouter(prefix="/api/till", tags=["till"])
+router = APIRouter(prefix="/api/till", tags=["till"], route_class=metrics.TimedRoute)
 
 
 class CardIn(BaseModel):
@@ -85,6 +88,7 @@ TillDevice = Annotated[Device, Depends(current_till)]
 @router.post("/taps")
 def post_tap(tap: TapIn, device: TillDevice, request: Request) -> dict[str, Any]:
     till = cast(Till, request.app.state.till)
+    bind(device=f"till:{device.id}")  # this call's own context (a copy, in the threadpool)
     verdict = till.tap(
         device,
         TapRequest(
@@ -95,12 +99,17 @@ def post_tap(tap: TapIn, device: TillDevice, request: Request) -> dict[str, Any]
             offline_accepted=tap.offline_accepted,
         ),
     )
+    metrics.tap_answered(verdict)
     return verdict.as_json()
 
 
 @router.get("/snapshot")
 def get_snapshot(device: TillDevice, request: Request) -> dict[str, Any]:
     clock = cast(Clock, request.app.state.clock)
+    # The daemon reports its journal's queue with each refresh (school.device_reports).
+    report = device_reports.parse_report(request.headers.get(device_reports.QUEUE_HEADER),
+                                         request.headers.get(device_reports.LAST_SYNC_HEADER))
+    device_reports.record_contact(_engine(request), device.id or 0, clock(), report)
     with Session(_engine(request)) as session:
         school = session.get(School, device.school_id)
         assert school is not None

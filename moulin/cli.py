@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 
 import typer
+from pydantic import ValidationError
 
 from moulin.commands import camera_node, db, devices, imports, mock, people, reader, serve
+from school import logs
+from school.settings import Settings
 
 app = typer.Typer(
     help="Moulin: a school's cashless canteen and classroom webcams.",
@@ -27,13 +30,16 @@ app.command("camera-node")(camera_node.camera_node)
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more.")) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    logs.configure(log_format(), level=logging.DEBUG if verbose else logging.INFO)
+
+
+def log_format() -> logs.LogFormat:
+    """The configured log format; text when the configuration is broken (the command
+    then says what is wrong)."""
+    try:
+        return Settings().log_format
+    except (ValidationError, ValueError):
+        return "text"
 
 
 if __name__ == "__main__":

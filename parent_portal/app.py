@@ -16,7 +16,7 @@ from cardpay.outbox import OutboxWorker, SmtpConfig
 from cardpay.payments.registry import provider_from_settings
 from cardpay.sun import Keyring
 from cardpay.till import Till
-from parent_portal import handlers, webhooks
+from parent_portal import handlers, metrics, webhooks
 from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
 from parent_portal.routes import (
@@ -35,6 +35,7 @@ from parent_portal.routes import (
     parent_money,
     payments,
     staff,
+    staff_health,
     staff_money,
     staff_reports,
     till,
@@ -42,6 +43,7 @@ from parent_portal.routes import (
 )
 from school.clock import Clock, utcnow
 from school.db import make_engine
+from school.logs import RequestIds
 from school.settings import Settings
 from webcam.runtime import CameraRuntime, SourceOpener
 
@@ -110,12 +112,15 @@ def create_app(
     stripe = settings.effective_payment_provider == "stripe"
     app.add_middleware(SecurityHeaders, https=settings.https,
                        form_targets=(STRIPE_CHECKOUT,) if stripe else ())
+    app.add_middleware(RequestIds)
     handlers.install(app)
+    metrics.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Outside the CSRF dependency: webhooks authenticate by signature (see webhooks.py).
     app.mount("/payments/webhook", webhooks.webhook_app(app))
     for module in (health, auth, parent, parent_money, payments, staff, staff_money,
-                   staff_reports, till, enrol, demo, cameras, camera_staff, camera_rules):
+                   staff_reports, till, enrol, demo, cameras, camera_staff, camera_rules,
+                   staff_health):
         app.include_router(module.router)
     for module in (admin_users, admin_devices, admin_settings, admin_audit, welcome):
         app.include_router(module.router)

@@ -159,6 +159,10 @@ class Device(SQLModel, table=True):
     created_at: datetime = _utc_column()
     revoked_at: datetime | None = _utc_column(nullable=True)
     last_seen_at: datetime | None = _utc_column(nullable=True)
+    # What a till's reader daemon last reported: taps in its journal not yet sent, and
+    # when it last heard from the server (for the staff health page and /metrics).
+    reported_queue: int | None = None
+    reported_sync_at: datetime | None = _utc_column(nullable=True)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # single server process: with several workers each would open every camera and
     # count only its own viewers, so `moulin serve --workers N` turns it off.
     capture_cameras: bool = True
+    # Logs: "text" for people, "json" (one object a line) for a log collector.
+    log_format: Literal["text", "json"] = "text"
+    # Bearer token for GET /metrics; unset, only this machine (loopback) may read it.
+    metrics_token: str = Field(default="", repr=False)
 
     @classmethod
     def settings_customise_sources(

@@ -37,6 +37,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from school.logs import bind
 from webcam.errors import AccessRefused, UnknownCamera, WebcamError
 from webcam.policy import Reason
 from webcam.runtime import CameraRuntime
@@ -113,6 +114,7 @@ def stream_router(authorise: Callable[..., Any]) -> APIRouter:
 
     @router.get("/cameras/{camera_id}/stream.mjpg")
     async def stream(camera_id: int, request: Request, grant: Grant = granted) -> Response:
+        bind(camera=camera_id)  # on every line the stream logs, until its request ends
         body = await open_stream(runtime_of(request), camera_id, grant)
         return _ViewResponse(body, media_type=MEDIA_TYPE, headers=dict(NO_STORE))
 

@@ -45,6 +45,7 @@ class Channel:
         self._tickers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._viewers = 0
         self._listeners: list[Callable[[int], None]] = []
+        self.dropped = 0  # frames viewers skipped for being too slow (see webcam.stream)
 
     def publish(self, frame: EncodedFrame) -> None:
         with self._lock:

@@ -53,6 +53,10 @@ class Camera(SQLModel, table=True):
     # Written by the owning node so that the portal's 'on air' page can light up.
     live_viewers: int = 0
     live_viewers_at: datetime | None = _utc(nullable=True)
+    # Written by the owning node: its capture state ("live", "reconnecting", "offline")
+    # and when it last said so, for the staff health page.
+    capture_state: str | None = Field(default=None, max_length=16)
+    capture_state_at: datetime | None = _utc(nullable=True)
     created_at: datetime = _utc()
 
 

@@ -23,8 +23,11 @@ from sqlalchemy.engine import Engine
 from starlette.responses import JSONResponse
 
 from school.clock import Clock, utcnow
+from school.logs import RequestIds
+from school.metrics import metrics_endpoint
 from webcam.api import handle_webcam_error, runtime_of, stream_router
 from webcam.errors import WebcamError
+from webcam.metrics import CameraCollector
 from webcam.runtime import CameraRuntime, NodeRole, SourceOpener
 from webcam.tokens import check_for_node
 from webcam.viewing import Grant
@@ -50,8 +53,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_node_app(
     *, engine: Engine, secret_key: str, node: NodeRole, clock: Clock = utcnow,
-    open_source: SourceOpener | None = None,
+    open_source: SourceOpener | None = None, metrics_token: str = "",
 ) -> FastAPI:
+    """The node's app; `GET /metrics` (school.metrics) shows its cameras."""
     app = FastAPI(title="Moulin camera node", lifespan=_lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.cameras = CameraRuntime(
@@ -60,6 +64,9 @@ def create_node_app(
     )
     app.add_exception_handler(WebcamError, handle_webcam_error)
     app.include_router(stream_router(node_grant))
+    app.add_middleware(RequestIds)
+    app.add_route("/metrics", metrics_endpoint(
+        metrics_token, lambda: [CameraCollector(app.state.cameras.service)]))
 
     @app.get("/healthz")
     def healthz(request: Request) -> JSONResponse:

@@ -27,6 +27,7 @@ from hardware.cameras.base import CameraSource
 from hardware.errors import HardwareError
 from school.clock import Clock, utcnow
 from school.models import Classroom, School
+from webcam.heartbeat import Heartbeat
 from webcam.models import Camera
 from webcam.monitor import MAX_AGE, AccessMonitor
 from webcam.pipeline import DEFAULT_CARD_TEXTS, FrameKind, Mask, PipelineConfig
@@ -82,6 +83,7 @@ class CameraRuntime:
         self._sync_interval = sync_interval
         self._keys: dict[int, str] = {}
         self._counts: dict[int, int] = {}
+        self._heartbeat = Heartbeat(engine, clock)
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -145,6 +147,7 @@ class CameraRuntime:
                 self._apply(camera_id, camera, room, school)
         if self.node is not None:
             self._write_counts()
+            self._heartbeat.beat(self.node.device_id, self.service)
 
     def _wanted(self) -> dict[int, tuple[Camera, Classroom, School]]:
         """The enabled cameras this process should serve, with their room and school."""

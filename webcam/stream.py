@@ -72,10 +72,12 @@ async def mjpeg_stream(
                     yield CLOSING
                     return
                 yield pipeline.card(card, clock()).part
+                last = 0  # frames missed under a card were not dropped: count from the next
                 await asyncio.sleep(max(0.0, next_check - loop.time()))
                 continue
             got = await channel.next(last, timeout=next_check - loop.time())
             if got is not None:
+                channel.dropped += got.sequence - last - 1 if last else 0
                 last = got.sequence
                 yield got.frame.part
 

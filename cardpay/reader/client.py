@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 TAPS_PATH = "/api/till/taps"
 SNAPSHOT_PATH = "/api/till/snapshot"
+# How the daemon reports its journal to the server (read there by school.device_reports).
+QUEUE_HEADER = "X-Moulin-Queue"
+LAST_SYNC_HEADER = "X-Moulin-Last-Sync"
 
 
 class ReaderDaemonError(CardPayError):
@@ -81,8 +85,16 @@ class TillClient:
         """The server's verdict for `tap`; `deadline` is a `time.monotonic()` instant."""
         return self._call("POST", TAPS_PATH, deadline, json=tap_body(tap))
 
-    def snapshot(self) -> dict[str, Any]:
-        return self._call("GET", SNAPSHOT_PATH, None)
+    def snapshot(self, *, queue: int | None = None, last_sync: datetime | None = None,
+                 ) -> dict[str, Any]:
+        """The offline snapshot; `queue` and `last_sync` tell the server how this till's
+        journal is doing, for the staff health page and monitoring."""
+        headers = {}
+        if queue is not None:
+            headers[QUEUE_HEADER] = str(queue)
+            if last_sync is not None:
+                headers[LAST_SYNC_HEADER] = last_sync.isoformat()
+        return self._call("GET", SNAPSHOT_PATH, None, headers=headers)
 
     def _call(
         self, method: str, path: str, deadline: float | None, **kwargs: Any

@@ -110,6 +110,11 @@ class ReaderDaemon:
     def queue(self) -> int:
         return self._journal.queue_length()
 
+    def last_sync(self) -> datetime | None:
+        """When the server last answered: a tap sent, or a snapshot fetched."""
+        times = [self._journal.last_sent_at(), self.snapshot.fetched_at if self.snapshot else None]
+        return max((t for t in times if t is not None), default=None)
+
     # -- the reader loop ---------------------------------------------------------------
 
     def _next_card(self) -> CardRead | None:
@@ -219,7 +224,7 @@ class ReaderDaemon:
         """Fetch, check and store a fresh snapshot; False when that was not possible."""
         fetched_at = self._clock()
         try:
-            data = self._snapshot_client.snapshot()
+            data = self._snapshot_client.snapshot(queue=self.queue(), last_sync=self.last_sync())
             snapshot = offline.Snapshot(data, fetched_at)
         except ServerUnreachable as exc:
             logger.debug("no fresh snapshot: %s", exc)

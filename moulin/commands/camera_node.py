@@ -10,6 +10,7 @@ import uvicorn
 from sqlmodel import Session
 
 from moulin import context
+from school import logs
 from school.db import make_engine
 from school.devices import device_for_token
 from school.errors import SchoolError
@@ -59,7 +60,10 @@ def camera_node(
             context.fail(str(exc))
         session.commit()
         node = NodeRole(device_id=device.id, camera_ids=frozenset(ids))
-    app = create_node_app(engine=eng, secret_key=settings.effective_secret_key(), node=node)
+    app = create_node_app(engine=eng, secret_key=settings.effective_secret_key(), node=node,
+                          metrics_token=settings.metrics_token)
+    logs.set_process_fields(device=f"camera_node:{device.id}")
     context.console.print(f"Camera node {device.name!r} serving cameras {ids} on "
                           f"http://{host}:{port}/", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None,
+                timeout_graceful_shutdown=3)

@@ -13,6 +13,7 @@ from types import FrameType
 import typer
 
 from moulin import context
+from school import logs
 
 app = typer.Typer(
     help="The reader daemon beside each till: taps in, verdicts and beeps out.",
@@ -67,6 +68,7 @@ def run_daemon(device: str, server: str, token: str, journal_path: Path) -> None
         card_reader = open_reader(device)
     except ValueError as exc:
         context.fail(str(exc))
+    logs.set_process_fields(device=f"reader:{card_reader.name}")
     journal = Journal(journal_path)
     daemon = ReaderDaemon(
         reader=card_reader,

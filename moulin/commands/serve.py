@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from moulin import context, demo_data, demo_reader, demo_tills
 from school.db import make_engine
+from school.metrics import MULTIPROC_ENV
 from school.migrate import current_revision, head_revision, upgrade
 from school.people import get_school
 
@@ -40,6 +41,7 @@ def serve(
         os.environ["MOULIN_CAPTURE_CAMERAS"] = "false"
         context.console.print("Several workers: cameras are served by camera nodes only "
                               "(moulin camera-node).", highlight=False)
+        shared_metrics(settings.data_dir / "metrics")
     uvicorn.run(
         "moulin.asgi:app",
         factory=True,
@@ -49,9 +51,19 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
+        log_config=None,  # uvicorn's lines go through our handler (school.logs)
         # Camera streams never end by themselves: cut them this long after Ctrl+C.
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
+
+
+def shared_metrics(folder: Path) -> None:
+    """Let the workers add up their counters in `folder` (school.metrics), emptied first:
+    the files of a previous run would count again."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(folder.resolve())
 
 
 def demo(

@@ -1,0 +1,116 @@
+"""What the staff health page shows of one school: its tills and camera nodes, each live
+or not with when it was last heard from (with a till's queue and last sync as its daemon
+reported them), and its cameras with their capture state and viewers.
+
+A camera captured by this server is read live from the capture service; one a node owns,
+from what that node last wrote (`webcam.heartbeat`). Times are shown in the school's zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from hardware.cameras.base import CameraState
+from school.device_reports import is_stale, live_devices
+from school.models import Classroom, DeviceKind, School
+from webcam.errors import UnknownCamera
+from webcam.models import Camera
+from webcam.runtime import CameraRuntime
+
+TIME_FORMAT = "%d/%m/%Y %H:%M:%S"
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    id: int
+    name: str
+    seen: str  # last contact, local time; "" when never seen
+    live: bool
+    queue: int | None = None
+    last_sync: str = ""
+
+
+@dataclass(frozen=True)
+class CameraRow:
+    id: int
+    name: str
+    room: str
+    served_by: str | None  # a node's name; None: this server; "" when nobody captures it
+    state: str  # a CameraState value, or "disabled" / "unknown"
+    viewers: int | None
+    seen: str  # when that state was known, local time
+    stale: bool  # the node that captures it has not reported for a while
+
+
+@dataclass(frozen=True)
+class SchoolHealth:
+    school: School
+    tills: list[DeviceRow]
+    nodes: list[DeviceRow]
+    cameras: list[CameraRow]
+
+
+def _local(at: datetime | None, zone: ZoneInfo) -> str:
+    return at.astimezone(zone).strftime(TIME_FORMAT) if at else ""
+
+
+def school_health(session: Session, runtime: CameraRuntime, school: School,
+                  now: datetime) -> SchoolHealth:
+    assert school.id is not None
+    zone = ZoneInfo(school.timezone)
+    tills: list[DeviceRow] = []
+    nodes: list[DeviceRow] = []
+    for device, _ in live_devices(session, {school.id}):
+        row = DeviceRow(device.id or 0, device.name, _local(device.last_seen_at, zone),
+                        not is_stale(device.last_seen_at, now), device.reported_queue,
+                        _local(device.reported_sync_at, zone))
+        (tills if device.kind is DeviceKind.TILL else nodes).append(row)
+    names = {row.id: row.name for row in nodes}
+    cameras = [_camera_row(runtime, camera, room, names, zone, now)
+               for camera, room in session.exec(
+                   select(Camera, Classroom.name)
+                   .join(Classroom, col(Classroom.id) == Camera.classroom_id)
+                   .where(Camera.school_id == school.id)
+                   .order_by(col(Classroom.name), col(Camera.name)))]
+    return SchoolHealth(school, tills, nodes, cameras)
+
+
+def _camera_row(runtime: CameraRuntime, camera: Camera, room: str, nodes: dict[int, str],
+                zone: ZoneInfo, now: datetime) -> CameraRow:
+    assert camera.id is not None
+    here = _served_here(runtime, camera.id)
+    if here is not None:
+        state, viewers = here
+        return CameraRow(camera.id, camera.name, room, None, state.value, viewers,
+                         _local(now, zone), stale=False)
+    if not camera.enabled:
+        return CameraRow(camera.id, camera.name, room, "", "disabled", None, "", stale=False)
+    if camera.node_device_id is None:  # several server workers and no node: nobody
+        return CameraRow(camera.id, camera.name, room, "", "unknown", None, "", stale=False)
+    stale = is_stale(camera.capture_state_at, now)
+    return CameraRow(
+        camera.id, camera.name, room, nodes.get(camera.node_device_id, "?"),
+        camera.capture_state or "unknown", None if stale else camera.live_viewers,
+        _local(camera.capture_state_at, zone), stale,
+    )
+
+
+def _served_here(runtime: CameraRuntime, camera_id: int) -> tuple[CameraState, int] | None:
+    if not runtime.serves(camera_id):
+        return None
+    try:
+        return runtime.service.state(camera_id), runtime.service.viewers(camera_id)
+    except UnknownCamera:  # stopped meanwhile
+        return None
+
+
+def staff_schools_health(session: Session, runtime: CameraRuntime, school_ids: set[int],
+                         now: datetime) -> list[SchoolHealth]:
+    schools = session.exec(select(School).where(col(School.id).in_(school_ids))
+                           .order_by(col(School.name))).all()
+    return [school_health(session, runtime, school, now) for school in schools]
+
