@@ -20,6 +20,9 @@ from parent_portal import handlers, webhooks
 from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
 from parent_portal.routes import (
+    account,
+    account_sessions,
+    account_totp,
     auth,
     camera_rules,
     camera_staff,
@@ -27,14 +30,17 @@ from parent_portal.routes import (
     demo,
     enrol,
     health,
+    login_totp,
     parent,
     parent_money,
+    password_reset,
     payments,
     staff,
     staff_money,
     staff_reports,
     till,
 )
+from parent_portal.totp_gate import enrolment_gate
 from school.clock import Clock, utcnow
 from school.db import make_engine
 from school.settings import Settings
@@ -85,7 +91,7 @@ def create_app(
     app = FastAPI(
         title="Moulin",
         # App-wide, so that every form route, present or future, checks the token.
-        dependencies=[Depends(csrf_protect)],
+        dependencies=[Depends(csrf_protect), Depends(enrolment_gate)],
         docs_url=None, redoc_url=None, openapi_url=None,
         lifespan=lifespan,
     )
@@ -98,6 +104,7 @@ def create_app(
                           keyring=Keyring(settings.effective_card_master_key()), clock=clock)
     app.state.payment_provider = provider_from_settings(settings)
     app.state.outbox = None
+    app.state.smtp = smtp_config(settings)  # password-reset e-mails (parent_portal.reset_mail)
     app.state.cameras = CameraRuntime(
         engine=app.state.engine, secret_key=settings.effective_secret_key(), clock=clock,
         open_source=open_source, capture=settings.capture_cameras,
@@ -111,6 +118,8 @@ def create_app(
     app.mount("/payments/webhook", webhooks.webhook_app(app))
     for module in (health, auth, parent, parent_money, payments, staff, staff_money,
                    staff_reports, till, enrol, demo, cameras, camera_staff, camera_rules):
+        app.include_router(module.router)
+    for module in (login_totp, password_reset, account, account_totp, account_sessions):
         app.include_router(module.router)
     app.include_router(till_api.router)
     return app
