@@ -111,7 +111,8 @@ def test_sign_in_asks_for_the_code_and_opens_no_session_before_it(
     assert "login.password_ok" in actions(session)
     success = session.exec(select(AuditEvent).where(AuditEvent.action == "login.success")
                            .order_by(AuditEvent.id.desc())).first()  # type: ignore[union-attr]
-    assert success is not None and success.detail == {"factor": "totp"}
+    assert success is not None
+    assert success.detail == {"factor": "totp"}
 
 
 def test_a_code_works_once(
@@ -177,12 +178,12 @@ def test_the_waiting_step_expires(
     page = client.get("/login/totp")
     assert page.status_code == 303
     assert page.headers["location"] == "/login"
-    token = csrf = hidden_fields(client.get("/login").text, "/login")["csrf_token"]
+    csrf = hidden_fields(client.get("/login").text, "/login")["csrf_token"]
     late = client.post("/login/totp", data={"csrf_token": csrf,
                                             "code": code_at(secret, clock.now)})
-    assert late.status_code == 303 and late.headers["location"] == "/login"
+    assert late.status_code == 303
+    assert late.headers["location"] == "/login"
     assert SESSION_COOKIE not in late.cookies
-    assert token
     session.rollback()
     assert session.exec(select(PendingLogin)).one().ended_at is None  # simply expired
 
