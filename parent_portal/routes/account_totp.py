@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from parent_portal import throttle
 from parent_portal.access import Viewer, ViewerDep
 from parent_portal.anonymous_forms import NO_STORE
-from parent_portal.deps import ClockDep, SessionDep, SettingsDep
+from parent_portal.deps import ClockDep, SessionDep, SettingsDep, get_clock
 from parent_portal.errors import LoginThrottled
 from parent_portal.i18n import translator
 from parent_portal.routes.auth import client_ip
@@ -52,11 +52,13 @@ def _page(request: Request, session: Session, viewer: Viewer, settings: Settings
     if user.totp_enabled_at is None and user.totp_secret:
         uri = totp.provisioning_uri(user.totp_secret, user.email)
         setup = {"secret": grouped(user.totp_secret), "qr": qr_svg(uri, t("totp.qr_label"))}
+    blocked = must_enrol(session, user, settings)
     return render(request, "account_totp.html", {
         "enabled": user.totp_enabled_at is not None, "setup": setup, "error": error,
-        "required": totp_required_for(session, user, settings),
-        "blocked": must_enrol(session, user, settings),
+        "required": totp_required_for(session, user, settings), "blocked": blocked,
         "codes_left": totp.recovery_codes_left(session, viewer.user_id),
+        # No menu while every other page is closed to this user.
+        **({"nav_staff": False, "nav_parent": False} if blocked else {}),
     }, status_code=status_code, headers=NO_STORE)
 
 
@@ -69,7 +71,7 @@ def _check_code(request: Request, session: Session, viewer: Viewer, settings: Se
                 code: str, *, recovery: bool) -> bool:
     """Whether `code` is a current TOTP code (or, if `recovery`, an unused recovery
     code) of the user's; a wrong one is counted as a failed sign-in and committed."""
-    now, ip, user = request.app.state.clock(), client_ip(request), viewer.user
+    now, ip, user = get_clock(request)(), client_ip(request), viewer.user
     retry_at = throttle.locked_until(session=session, email=user.email, ip=ip, now=now,
                                      settings=settings)
     if retry_at is not None:
