@@ -20,6 +20,9 @@ from parent_portal import handlers, metrics, webhooks
 from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
 from parent_portal.routes import (
+    account,
+    account_sessions,
+    account_totp,
     admin_audit,
     admin_devices,
     admin_settings,
@@ -31,8 +34,10 @@ from parent_portal.routes import (
     demo,
     enrol,
     health,
+    login_totp,
     parent,
     parent_money,
+    password_reset,
     payments,
     staff,
     staff_health,
@@ -41,6 +46,7 @@ from parent_portal.routes import (
     till,
     welcome,
 )
+from parent_portal.totp_gate import enrolment_gate
 from school.clock import Clock, utcnow
 from school.db import make_engine
 from school.logs import RequestIds
@@ -92,7 +98,7 @@ def create_app(
     app = FastAPI(
         title="Moulin",
         # App-wide, so that every form route, present or future, checks the token.
-        dependencies=[Depends(csrf_protect)],
+        dependencies=[Depends(csrf_protect), Depends(enrolment_gate)],
         docs_url=None, redoc_url=None, openapi_url=None,
         lifespan=lifespan,
     )
@@ -105,6 +111,7 @@ def create_app(
                           keyring=Keyring(settings.effective_card_master_key()), clock=clock)
     app.state.payment_provider = provider_from_settings(settings)
     app.state.outbox = None
+    app.state.smtp = smtp_config(settings)  # password-reset e-mails (parent_portal.reset_mail)
     app.state.cameras = CameraRuntime(
         engine=app.state.engine, secret_key=settings.effective_secret_key(), clock=clock,
         open_source=open_source, capture=settings.capture_cameras,
@@ -123,6 +130,8 @@ def create_app(
                    staff_health):
         app.include_router(module.router)
     for module in (admin_users, admin_devices, admin_settings, admin_audit, welcome):
+        app.include_router(module.router)
+    for module in (login_totp, password_reset, account, account_totp, account_sessions):
         app.include_router(module.router)
     app.include_router(till_api.router)
     return app

@@ -4,7 +4,8 @@
     ├── LoginRequired       no valid session: browsers go to the login page
     ├── Forbidden           signed in, but this page is not for this user
     ├── CsrfRejected        a form without a valid anti-forgery token
-    └── LoginThrottled      too many failed sign-ins; carries when to try again
+    ├── LoginThrottled      too many failed sign-ins; carries when to try again
+    └── TotpEnrolmentRequired  staff who must use a second factor and have not set it up
 
 School errors (`school.errors`), lunch-account errors (`cardpay.errors`) and payment errors
 are mapped here too, so services never pick status codes.
@@ -52,6 +53,10 @@ class LoginThrottled(PortalError):
         super().__init__(f"too many failed sign-ins; retry at {retry_at.isoformat()}")
 
 
+class TotpEnrolmentRequired(PortalError):
+    """Browsers go to the enrolment page; programs get 403."""
+
+
 # The one table of HTTP status codes for our own and the shared records' errors.
 STATUS_CODES: dict[type[Exception], int] = {
     NotFound: 404,
@@ -60,6 +65,7 @@ STATUS_CODES: dict[type[Exception], int] = {
     Forbidden: 403,
     CsrfRejected: 403,
     LoginThrottled: 429,
+    TotpEnrolmentRequired: 403,
     TapConflictError: 409,
     TapRejectedError: 422,
     MoneyInputError: 400,

@@ -21,6 +21,7 @@ from parent_portal.errors import (
     LoginRequired,
     LoginThrottled,
     PortalError,
+    TotpEnrolmentRequired,
     status_for,
 )
 from parent_portal.i18n import translator
@@ -77,6 +78,13 @@ async def handle_login_required(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def handle_totp_enrolment(request: Request, exc: Exception) -> Response:
+    if not wants_html(request):
+        return JSONResponse({"detail": "two-step verification must be set up first"},
+                            status_code=status_for(exc))
+    return RedirectResponse("/account/totp", status_code=303)
+
+
 async def handle_error(request: Request, exc: Exception) -> Response:
     """The one mapping of our errors, and the shared records' errors, to HTTP."""
     status = status_for(exc)
@@ -105,6 +113,7 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, handle_login_required)
+    app.add_exception_handler(TotpEnrolmentRequired, handle_totp_enrolment)
     app.add_exception_handler(PortalError, handle_error)
     app.add_exception_handler(SchoolError, handle_error)
     app.add_exception_handler(CardPayError, handle_error)

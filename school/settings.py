@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     login_max_failures_per_ip: int = 50
+    # Office and admin staff must sign in with a second factor (TOTP): one who has not
+    # enrolled is sent to enrolment after signing in and can do nothing else until done.
+    require_totp_for_staff: bool = False
+    # Password-reset links: how long one works, and how many may be asked for per e-mail
+    # and per address within the window (more are refused without saying so by e-mail).
+    password_reset_minutes: int = 30
+    password_reset_max_per_email: int = 3
+    password_reset_max_per_ip: int = 20
+    password_reset_window_minutes: int = 60
     # Online top-ups: 'stripe' (needs both keys), 'none', or 'demo', which credits
     # accounts without any payment and is refused in production. Unset: 'demo' on a
     # development box, 'none' in production.

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from parent_portal import sessions, throttle
+from parent_portal import pending, sessions, throttle
 from parent_portal.csrf import anonymous_token, set_anonymous_cookie
 from parent_portal.deps import ClockDep, SessionDep, SettingsDep, SignedInDep, get_engine
 from parent_portal.errors import LoginThrottled
 from parent_portal.i18n import translator
 from parent_portal.templating import language_of, render
 from school import audit
+from school.models import User
 from school.people import get_user_by_email
 from school.security import verify_password
+from school.settings import Settings
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -39,8 +42,11 @@ def client_ip(request: Request) -> str:
 def _login_page(request: Request, *, next_url: str, email: str = "", error: str = "",
                 status_code: int = 200) -> Response:
     token = anonymous_token(request)
+    # ?done=reset after a password reset; only known values reach the page.
+    done = request.query_params.get("done", "")
     response = render(request, "login.html", {
         "csrf_token": token, "next_url": safe_next(next_url), "email": email, "error": error,
+        "done": done if done in ("reset",) else "",
     }, status_code=status_code)
     set_anonymous_cookie(request, response, token)
     return response
@@ -87,6 +93,24 @@ def login(
         t = translator(language_of(request))
         return _login_page(request, next_url=next, email=email, error=t("login.failed"),
                            status_code=401)
+    if user.totp_enabled_at is not None:
+        # The password is right; the session waits for the code (routes/login_totp.py).
+        # Failures are not cleared yet, so wrong codes count with wrong passwords.
+        token = pending.start(session=session, user=user, now=now, next_url=safe_next(next))
+        audit.record(session, action="login.password_ok", actor_user_id=user_id, ip=ip)
+        session.commit()
+        response = RedirectResponse("/login/totp", status_code=303)
+        pending.set_cookie(response, token, settings)
+        return response
+    return finish_sign_in(request, session=session, settings=settings, user=user, now=now,
+                          email=email, next_url=next)
+
+
+def finish_sign_in(request: Request, *, session: Session, settings: Settings, user: User,
+                   now: datetime, email: str, next_url: str,
+                   factor: str = "password") -> Response:
+    """Open a session for a user who has proved who they are; commit and redirect."""
+    ip = client_ip(request)
     throttle.clear_failures(session=session, email=email)
     # A cookie set before sign-in (perhaps planted by someone else) is never promoted.
     sessions.revoke_by_token(session=session, now=now,
@@ -95,9 +119,9 @@ def login(
         session=session, user=user, now=now, settings=settings, ip=ip,
         user_agent=request.headers.get("user-agent", ""),
     )
-    audit.record(session, action="login.success", actor_user_id=user_id, ip=ip)
+    audit.record(session, action="login.success", actor_user_id=user.id, ip=ip, factor=factor)
     session.commit()
-    response = RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next_url), status_code=303)
     sessions.set_session_cookie(response, token, settings)
     return response
 

@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 import cardpay.account_models  # registers the tables
 import cardpay.models  # noqa: F401 - registers the tables
+import school.auth_models  # registers the tables
 import school.models  # noqa: F401 - registers the tables
 import webcam.models  # noqa: F401 - registers the tables
 from school.db import make_engine
@@ -28,7 +29,8 @@ def _assert_migrated(url: str) -> None:
               "account", "ledger_transaction", "posting", "card", "lunch_settings",
               "receipt", "receipt_counter", "topup_intent", "low_balance_alert",
               "outbox_email", "school_alert_settings", "camera", "broadcast_slot",
-              "camera_consent", "camera_view", "webcam_settings", "closed_day"} <= tables
+              "camera_consent", "camera_view", "webcam_settings", "closed_day",
+              "password_reset", "pending_login", "recovery_code", "rate_event"} <= tables
     with engine.connect() as conn:
         diff = compare_metadata(
             MigrationContext.configure(conn, opts={"include_object": include_object}),
