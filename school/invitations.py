@@ -90,7 +90,9 @@ def accept(*, session: Session, secret: str, token: str, password_hash: str, now
     return user
 
 
-def check_new_password(password: str, confirm: str) -> None:
-    check_password_rules(password)
+def check_new_password(password: str, confirm: str, *, email: str = "") -> None:
+    """The password rules (school.passwords, WeakPassword when one fails), then the two
+    copies typed must agree."""
+    check_password_rules(password, email=email)
     if not hmac.compare_digest(password.encode(), confirm.encode()):
         raise InvalidInput("the two passwords differ")

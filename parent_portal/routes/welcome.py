@@ -16,6 +16,8 @@ from parent_portal.routes.auth import client_ip
 from parent_portal.templating import language_of, render
 from school import invitations
 from school.errors import InvalidInput
+from school.models import User
+from school.passwords import MIN_PASSWORD_LENGTH, WeakPassword
 from school.security import hash_password
 
 logger = logging.getLogger(__name__)
@@ -38,21 +40,23 @@ def _page(request: Request, token: str, *, error: str = "", state: str = "form",
     return response
 
 
-def _valid(request: Request, token: str, secret: str, clock: ClockDep) -> bool:
-    """Checked in a read of its own, so that a form post hashes the password before its
-    own transaction takes the write lock."""
+def _invited(request: Request, token: str, secret: str, clock: ClockDep) -> str | None:
+    """The invited account's e-mail, or None for a forged, expired or used link. Checked
+    in a read of its own, so that a form post hashes the password before its own
+    transaction takes the write lock."""
     with Session(get_engine(request)) as read:
         try:
-            invitations.check_token(read, secret=secret, token=token, now=clock())
+            invitation = invitations.check_token(read, secret=secret, token=token, now=clock())
         except InvalidInput:
-            return False
-    return True
+            return None
+        user = read.get(User, invitation.user_id)
+        return user.email if user else None
 
 
 @router.get("/welcome/{token}")
 def welcome_form(request: Request, token: str, settings: SettingsDep,
                  clock: ClockDep) -> Response:
-    if not _valid(request, token, settings.effective_secret_key(), clock):
+    if _invited(request, token, settings.effective_secret_key(), clock) is None:
         return _page(request, "", state="invalid", status_code=400)
     return _page(request, token)
 
@@ -61,15 +65,18 @@ def welcome_form(request: Request, token: str, settings: SettingsDep,
 def choose_password(request: Request, token: str, session: SessionDep, settings: SettingsDep,
                     clock: ClockDep, password: FormText = "", confirm: FormText = "") -> Response:
     secret = settings.effective_secret_key()
-    if not _valid(request, token, secret, clock):
+    email = _invited(request, token, secret, clock)
+    if email is None:
         return _page(request, "", state="invalid", status_code=400)
     t = translator(language_of(request))
     try:
-        invitations.check_new_password(password, confirm)
-    except InvalidInput as exc:
-        code = "mismatch" if password != confirm else "short"
-        logger.info("invitation password refused: %s", exc)
-        return _page(request, token, error=t(f"welcome.error.{code}"), status_code=400)
+        invitations.check_new_password(password, confirm, email=email)
+    except WeakPassword as exc:
+        logger.info("invitation password refused: %s", exc.reason)
+        return _page(request, token, status_code=400,
+                     error=t(f"password.error.{exc.reason}", min=MIN_PASSWORD_LENGTH))
+    except InvalidInput:
+        return _page(request, token, error=t("welcome.error.mismatch"), status_code=400)
     password_hash = hash_password(password)
     try:
         invitations.accept(session=session, secret=secret, token=token,

@@ -160,7 +160,7 @@ def test_an_invitation_expires_and_cannot_be_forged(
     assert get_user_by_email(session, "late@example.org").password_hash is None  # type: ignore[union-attr]
 
 
-def test_a_short_or_mismatched_password_sets_nothing(
+def test_a_weak_or_mismatched_password_sets_nothing(
     client: TestClient, session: Session, small_school: SmallSchool
 ) -> None:
     signed_in(client, "admin@example.org")
@@ -171,6 +171,8 @@ def test_a_short_or_mismatched_password_sets_nothing(
     short = submit(client, path, path, password="short", confirm="short")
     assert short.status_code == 400
     assert "au moins 10 caractères" in unescape(short.text)
+    common = submit(client, path, path, password="motdepasse", confirm="motdepasse")
+    assert "plus utilisés" in unescape(common.text)
     differ = submit(client, path, path, password=NEW_PASSWORD, confirm=NEW_PASSWORD + "!")
     assert differ.status_code == 400
     assert "pas identiques" in unescape(differ.text)
