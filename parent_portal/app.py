@@ -27,6 +27,7 @@ from parent_portal.routes import (
     demo,
     enrol,
     health,
+    leaving,
     parent,
     parent_money,
     payments,
@@ -112,5 +113,6 @@ def create_app(
     for module in (health, auth, parent, parent_money, payments, staff, staff_money,
                    staff_reports, till, enrol, demo, cameras, camera_staff, camera_rules):
         app.include_router(module.router)
+    app.include_router(leaving.router)
     app.include_router(till_api.router)
     return app
