@@ -26,6 +26,7 @@ from parent_portal.routes import (
     cameras,
     demo,
     enrol,
+    family_export,
     health,
     leaving,
     parent,
@@ -114,5 +115,6 @@ def create_app(
                    staff_reports, till, enrol, demo, cameras, camera_staff, camera_rules):
         app.include_router(module.router)
     app.include_router(leaving.router)
+    app.include_router(family_export.router)
     app.include_router(till_api.router)
     return app
