@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from moulin.commands import camera_node, db, devices, imports, mock, people, reader, serve
+from moulin.commands import camera_node, db, devices, gdpr, imports, mock, people, reader, serve
 
 app = typer.Typer(
     help="Moulin: a school's cashless canteen and classroom webcams.",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(people.school_app, name="school")
 app.add_typer(people.user_app, name="user")
+app.add_typer(gdpr.people_app, name="people")
 app.add_typer(devices.app, name="device")
 app.add_typer(imports.app, name="import")
 app.add_typer(reader.app, name="reader")
