@@ -119,7 +119,7 @@ def test_a_refund_empties_the_account_closes_it_and_is_audited(
 def test_a_transfer_moves_the_balance_to_a_sibling(
     engine: Engine, small_school: SmallSchool
 ) -> None:
-    lea, hugo, jules = small_school.pupils
+    lea, _hugo, jules = small_school.pupils
     _topup(engine, small_school, lea, 1200, "a")
     _topup(engine, small_school, jules, 300, "b")
     total = _total(engine)
@@ -135,7 +135,8 @@ def test_a_transfer_moves_the_balance_to_a_sibling(
         txn = read.get(LedgerTransaction, closed.transaction_id)
         assert txn is not None
         assert txn.kind is TransactionKind.TRANSFER
-        assert "Léa" not in txn.memo and "Jules" not in txn.memo
+        assert "Léa" not in txn.memo
+        assert "Jules" not in txn.memo
         assert check_integrity(read) == []
         assert read.exec(select(AuditEvent.detail).where(
             AuditEvent.action == "money.transfer")).one() == {

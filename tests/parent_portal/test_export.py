@@ -4,7 +4,6 @@ and as a page, and nothing at all about another family of the same class."""
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -81,7 +80,7 @@ def test_the_export_holds_the_family_and_nothing_of_another(
     assert [(v["camera"], v["ip"]) for v in data["camera_views"]] == [
         ("Caméra CP", "198.51.100.5")] * 2
     assert [c["classroom"] for c in data["camera_consents"]] == ["CP"]
-    assert [s["user_agent"] for s in data["sessions"]][0] == "AnneBrowser/2.0"
+    assert next(s["user_agent"] for s in data["sessions"]) == "AnneBrowser/2.0"
     # Never a secret, a full card number, a co-guardian's address or another family.
     for secret in ("password", "token", "csrf"):
         assert secret not in text
