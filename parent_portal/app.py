@@ -27,6 +27,7 @@ from parent_portal.routes import (
     demo,
     enrol,
     family_export,
+    gdpr_register,
     health,
     leaving,
     parent,
@@ -116,5 +117,6 @@ def create_app(
         app.include_router(module.router)
     app.include_router(leaving.router)
     app.include_router(family_export.router)
+    app.include_router(gdpr_register.router)
     app.include_router(till_api.router)
     return app

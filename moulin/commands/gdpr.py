@@ -3,14 +3,33 @@ period, and the register of processing (GDPR art. 30)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 from rich.table import Table
+from sqlmodel import Session
 
 from moulin import context
 from moulin.purge import purge
+from parent_portal import register
 from school.clock import utcnow
 
 people_app = typer.Typer(help="People's personal data.", no_args_is_help=True)
+gdpr_app = typer.Typer(help="GDPR: the register of processing.", no_args_is_help=True)
+
+
+@gdpr_app.command("register")
+def register_cmd(
+    lang: Literal["fr", "en"] | None = typer.Option(
+        None, "--lang", help="fr or en (default: MOULIN_DEFAULT_LOCALE)."),
+) -> None:
+    """Print the register of processing activities (GDPR art. 30) as Markdown, drawn up
+    from this deployment's settings and database."""
+    settings = context.load_settings()
+    with context.database(settings) as eng, Session(eng) as session:
+        built = register.build(session, settings, lang=lang or settings.default_locale,
+                               now=utcnow())
+    typer.echo(register.markdown(built), nl=False)
 
 
 @people_app.command("purge")
