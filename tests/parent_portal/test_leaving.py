@@ -7,11 +7,12 @@ import html
 
 from sqlmodel import Session, select
 
+from cardpay.account_models import TopUpIntent
 from cardpay.models import Account
 from school.models import AuditEvent
 from tests import factories
 from tests.factories import SmallSchool
-from tests.parent_portal.conftest import TestClient, signed_in
+from tests.parent_portal.conftest import TestClient, csrf_from, signed_in
 from tests.parent_portal.forms import submit
 
 
@@ -89,3 +90,9 @@ def test_cashiers_may_not_close_and_parents_see_the_account_closed(
     assert account.status_code == 200  # guardianship lasts until the leaving date
     assert "Compte fermé le" in account.text
     assert f'action="/parent/children/{lea.id}/topup"' not in account.text
+    # A form kept open from before is refused with the reason, and nothing is started.
+    refused = client.post(f"/parent/children/{lea.id}/topup",
+                          data={"csrf_token": csrf_from(account.text), "amount": "20"})
+    assert refused.status_code == 400
+    assert "Ce compte est fermé : l'élève a quitté l'école." in html.unescape(refused.text)
+    assert session.exec(select(TopUpIntent)).all() == []
