@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from cardpay.errors import LedgerError
+from cardpay.errors import AccountClosedError, LedgerError
 from cardpay.models import Account, AccountKind
 from school.models import Device, Pupil
 
@@ -29,6 +29,14 @@ def pupil_account(*, session: Session, pupil: Pupil, floor_cents: int | None = 0
     return _open(session, select(Account).where(Account.pupil_id == pupil.id),
                  school_id=pupil.school_id, kind=AccountKind.PUPIL_LUNCH,
                  pupil_id=pupil.id, floor_cents=floor_cents)
+
+
+def check_open(session: Session, pupil: Pupil) -> None:
+    """Refuse to credit the account of a pupil who has left (reads, never opens it)."""
+    closed_at = session.exec(select(Account.closed_at)
+                             .where(Account.pupil_id == pupil.id)).first()
+    if closed_at is not None:
+        raise AccountClosedError()
 
 
 def till_drawer(*, session: Session, device: Device) -> Account:

@@ -104,6 +104,16 @@ def _live_cards(session: Session, pupil: Pupil) -> list[Card]:
         Card.pupil_id == pupil.id, col(Card.status).in_([A, B]))).all())
 
 
+def retire_live_cards(*, session: Session, pupil: Pupil, actor_user_id: int | None = None,
+                      clock: Clock = utcnow) -> int:
+    """Retire the pupil's active and blocked cards, audited; does not commit (a pupil
+    leaving retires them with the rest of the leaving). Returns how many."""
+    live = _live_cards(session, pupil)
+    for card in live:
+        _change(session, card, R, clock(), actor_user_id, "card.retired")
+    return len(live)
+
+
 def set_status(*, session: Session, card: Card, status: CardStatus,
                actor_user_id: int | None = None, clock: Clock = utcnow) -> Card:
     """Move a card along its life (see NEXT_STATUSES), audited, and commit."""

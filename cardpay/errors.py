@@ -26,7 +26,10 @@
         │                             names the message the page shows
         ├── InvalidAmountError        not a positive amount of at most two decimals, or
         │                             outside the form's bounds
-        └── ReasonRequiredError       a refund, correction or reversal without a reason
+        ├── ReasonRequiredError       a refund, correction or reversal without a reason
+        ├── AccountClosedError        a top-up to the account of a pupil who has left
+        └── LeavingError              a leaving form that cannot be carried out as asked
+                                      (a debt to settle first, no sibling to transfer to)
 """
 
 from __future__ import annotations
@@ -139,4 +142,15 @@ class InvalidAmountError(MoneyInputError):
 
 
 class ReasonRequiredError(MoneyInputError):
+    pass
+
+
+class AccountClosedError(MoneyInputError):
+    """The pupil has left and the account is closed: no meal, no top-up."""
+
+    def __init__(self, detail: str = "the account is closed: the pupil has left") -> None:
+        super().__init__("account.closed", detail)
+
+
+class LeavingError(MoneyInputError):
     pass

@@ -114,6 +114,9 @@ class Account(SQLModel, table=True):
     # None: no floor, as for revenue and cash accounts.
     floor_cents: int | None = _cents(nullable=True)
     created_at: datetime = _utc()
+    # A pupil's account closed when the pupil left (cardpay.leaving): no more meals or
+    # top-ups, only the settlement of what is left on it.
+    closed_at: datetime | None = _utc(nullable=True)
 
 
 class LedgerTransaction(SQLModel, table=True):

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from cardpay import alerts
 from cardpay.account_models import Receipt, ReceiptCounter, Tender
-from cardpay.accounts import pupil_account, school_account
+from cardpay.accounts import check_open, pupil_account, school_account
 from cardpay.errors import (
     CardPayError,
     IdempotencyConflictError,
@@ -78,6 +78,7 @@ def office_topup(
     first = receipt_for(session, client_id)
     if first is not None:
         return _replayed(session, first, pupil, amount_cents, tender)
+    check_open(session, pupil)
     account = pupil_account(session=session, pupil=pupil)
     drawer = school_account(session=session, school_id=pupil.school_id,
                             kind=TENDER_ACCOUNTS[tender])

@@ -30,6 +30,7 @@ class Reason(enum.StrEnum):
     OFFLINE_ALLOWANCE = "offline_allowance"
     CARD_NOT_GENUINE = "card_not_genuine"
     REPLAYED = "replayed"
+    ACCOUNT_CLOSED = "account_closed"
 
 
 # Words a cashier understands at a glance; {first} is the time of the first meal.
@@ -48,6 +49,7 @@ MESSAGES: dict[str, dict[Reason, str]] = {
         Reason.OFFLINE_ALLOWANCE: "Hors ligne : avance épuisée",
         Reason.CARD_NOT_GENUINE: "Carte non authentique",
         Reason.REPLAYED: "Lecture rejouée : carte copiée ?",
+        Reason.ACCOUNT_CLOSED: "Compte fermé : l'élève a quitté l'école",
     },
     "en": {
         Reason.OK: "Enjoy your meal",
@@ -63,6 +65,7 @@ MESSAGES: dict[str, dict[Reason, str]] = {
         Reason.OFFLINE_ALLOWANCE: "Offline: allowance used up",
         Reason.CARD_NOT_GENUINE: "Card is not genuine",
         Reason.REPLAYED: "Replayed read: copied card?",
+        Reason.ACCOUNT_CLOSED: "Account closed: the pupil has left the school",
     },
 }
 

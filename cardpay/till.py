@@ -154,6 +154,8 @@ class Till:
         tap.record.pupil_id = card.pupil_id
         tap.pupil = session.get(Pupil, card.pupil_id)
         tap.record.sun_verified = bool(request.sun_url)  # identify_sun checked it, or raised
+        if card.status is CardStatus.RETIRED and _closed(session, card.pupil_id):
+            return _refuse(session, tap, Reason.ACCOUNT_CLOSED)  # the pupil has left
         if card.status is not CardStatus.ACTIVE:
             return _refuse(session, tap, Reason(f"card_{card.status.value}"))
         first = _first_of_retap(session, card, request.read_at, tap.canteen.retap)
@@ -220,6 +222,13 @@ def _existing(session: Session, device: Device, tap_id: str) -> Tap | None:
     if tap is not None and tap.device_id != device.id:
         raise TapConflictError("this tap id was already sent by another till")
     return tap
+
+
+def _closed(session: Session, pupil_id: int) -> bool:
+    closed_at = session.exec(
+        select(Account.closed_at).where(Account.pupil_id == pupil_id)
+    ).first()
+    return closed_at is not None
 
 
 def _reason_for(exc: CardPayError) -> Reason:
@@ -316,6 +325,8 @@ def _charge(session: Session, tap: _Tap, request: TapRequest, device: Device) ->
         session,
         pupil_account(session=session, pupil=pupil, floor_cents=rules.overdraft_floor_cents),
     )
+    if account.closed_at is not None:
+        return _refuse(session, tap, Reason.ACCOUNT_CLOSED)
     decision = decide(
         rules, _pupil_state(session, rules, pupil, account, request.read_at), request.read_at
     )

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from cardpay import alerts
 from cardpay.account_models import IntentStatus, TopUpIntent
-from cardpay.accounts import pupil_account, school_account
+from cardpay.accounts import check_open, pupil_account, school_account
 from cardpay.errors import CardPayError
 from cardpay.ledger import Posted, post
 from cardpay.models import AccountKind, TransactionKind
@@ -56,6 +56,7 @@ def start_topup(
     school = session.get(School, pupil.school_id)
     assert school is not None
     assert payer.id is not None
+    check_open(session, pupil)
     intent_id = f"{school.slug[:20]}-{secrets.token_urlsafe(18)}"
     request = TopUpRequest(
         intent_id=intent_id, pupil_id=pupil.id or 0, amount_cents=amount_cents,

@@ -7,7 +7,7 @@ import logging
 import typer
 from pydantic import ValidationError
 
-from moulin.commands import camera_node, db, devices, imports, mock, people, reader, serve
+from moulin.commands import camera_node, db, devices, gdpr, imports, mock, people, reader, serve
 from school import logs
 from school.settings import Settings
 
@@ -19,6 +19,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(people.school_app, name="school")
 app.add_typer(people.user_app, name="user")
+app.add_typer(gdpr.people_app, name="people")
+app.add_typer(gdpr.gdpr_app, name="gdpr")
 app.add_typer(devices.app, name="device")
 app.add_typer(imports.app, name="import")
 app.add_typer(reader.app, name="reader")

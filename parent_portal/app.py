@@ -33,7 +33,10 @@ from parent_portal.routes import (
     cameras,
     demo,
     enrol,
+    family_export,
+    gdpr_register,
     health,
+    leaving,
     login_totp,
     parent,
     parent_money,
@@ -125,13 +128,11 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Outside the CSRF dependency: webhooks authenticate by signature (see webhooks.py).
     app.mount("/payments/webhook", webhooks.webhook_app(app))
-    for module in (health, auth, parent, parent_money, payments, staff, staff_money,
-                   staff_reports, till, enrol, demo, cameras, camera_staff, camera_rules,
-                   staff_health):
-        app.include_router(module.router)
-    for module in (admin_users, admin_devices, admin_settings, admin_audit, welcome):
-        app.include_router(module.router)
-    for module in (login_totp, password_reset, account, account_totp, account_sessions):
+    for module in (health, auth, login_totp, password_reset, welcome, account, account_totp,
+                   account_sessions, family_export, parent, parent_money, payments, staff,
+                   staff_money, staff_reports, staff_health, leaving, gdpr_register, till, enrol,
+                   demo, cameras, camera_staff, camera_rules, admin_users, admin_devices,
+                   admin_settings, admin_audit):
         app.include_router(module.router)
     app.include_router(till_api.router)
     return app

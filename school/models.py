@@ -89,6 +89,8 @@ class Pupil(SQLModel, table=True):
     tariff_band: str = Field(default="", max_length=32)
     left_on: date | None = None
     created_at: datetime = _utc_column()
+    # Set when `moulin people purge` replaced what identified the pupil (see moulin.purge).
+    anonymised_at: datetime | None = _utc_column(nullable=True)
 
     @property
     def full_name(self) -> str:
@@ -113,6 +115,8 @@ class User(SQLModel, table=True):
     totp_secret: str | None = Field(default=None, max_length=64, repr=False)
     totp_enabled_at: datetime | None = _utc_column(nullable=True)
     totp_last_step: int | None = None
+    # Set when `moulin people purge` erased a former guardian's identity.
+    anonymised_at: datetime | None = _utc_column(nullable=True)
 
 
 class RoleGrant(SQLModel, table=True):

@@ -78,6 +78,19 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # Bearer token for GET /metrics; unset, only this machine (loopback) may read it.
     metrics_token: str = Field(default="", repr=False)
+    # Personal data (GDPR). `moulin people purge` anonymises a pupil this many days after
+    # their leaving date, and a former guardian as long after their last child's
+    # guardianship ended (staff accounts are never touched). The ledger keeps its amounts.
+    personal_data_retention_days: int = Field(default=365, ge=0)
+    # The camera viewing log (who watched which room, when, from where). PRIVACY.md names
+    # no duration; the CNIL recommends keeping access logs six months to a year, so the
+    # shorter end: rows older than this are deleted by `moulin people purge`.
+    camera_view_retention_days: int = Field(default=180, ge=1)
+    # Who answers for the processing, for the register (`moulin gdpr register`): the
+    # school's or town's name and address; empty: the schools' names. And how to reach
+    # the data protection officer.
+    gdpr_controller: str = ""
+    gdpr_dpo_contact: str = ""
 
     @classmethod
     def settings_customise_sources(

@@ -125,14 +125,14 @@ def start_topup(request: Request, pupil_id: int, viewer: ViewerDep, session: Ses
     provider = _provider(request)
     if provider is None:
         raise NotFound("online top-ups are not offered here")
+    back = f"{str(request.base_url).rstrip('/')}/parent/children/{pupil_id}/account"
     try:
         cents = parse_amount(amount, max_cents=MAX_TOPUP_CENTS, min_cents=MIN_TOPUP_CENTS)
-    except MoneyInputError as exc:
+        _, url = topups.start_topup(
+            session=ledger, provider=provider, pupil=pupil, payer=viewer.user,
+            amount_cents=cents, urls=topups.CheckoutUrls(success=f"{back}?topup=paid",
+                                                         cancel=f"{back}?topup=cancelled"),
+            clock=request.app.state.clock)
+    except MoneyInputError as exc:  # a bad amount, or the pupil has left
         return _refused(request, session, pupil, exc)
-    back = f"{str(request.base_url).rstrip('/')}/parent/children/{pupil_id}/account"
-    _, url = topups.start_topup(
-        session=ledger, provider=provider, pupil=pupil, payer=viewer.user, amount_cents=cents,
-        urls=topups.CheckoutUrls(success=f"{back}?topup=paid",
-                                 cancel=f"{back}?topup=cancelled"),
-        clock=request.app.state.clock)
     return RedirectResponse(url, status_code=303)
