@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 # Error pages show a message from the catalogs, never the exception's own text, which
 # may name records the visitor should not learn about.
 _MESSAGES = {400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
-             409: "error.409", 422: "error.400", 423: "error.423", 429: "error.429",
+             409: "error.409", 413: "error.413", 422: "error.400", 423: "error.423",
+             429: "error.429",
              502: "error.502"}
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 from starlette.responses import Response
 
-from parent_portal.access import StaffViewer, staff_school_ids
+from parent_portal.access import ENROL_ROLES, StaffViewer, school_ids_with, staff_school_ids
 from parent_portal.audit_log import record_now
 from parent_portal.deps import SessionDep
 from parent_portal.money_access import money_roles, money_schools
@@ -44,6 +44,7 @@ def staff_home(request: Request, viewer: StaffViewer, session: SessionDep) -> Re
     return render(request, "staff_home.html", {
         "schools": schools, "counts": pupil_counts(session, room_ids),
         "money": bool(money_schools(session, viewer.user_id)),
+        "imports": school_ids_with(session, viewer.user_id, ENROL_ROLES),
     })
 
 
