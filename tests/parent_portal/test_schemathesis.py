@@ -10,7 +10,6 @@ the CSRF check; device API calls by staff carry a valid till token.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from sqlmodel import Session
 from parent_portal.app import create_app
 from parent_portal.csrf import CSRF_COOKIE, CSRF_FIELD
 from parent_portal.sessions import SESSION_COOKIE, live_session
-from school.db import make_engine
 from school.models import Role, User
 from school.security import new_token
 from school.settings import Settings
@@ -103,21 +101,17 @@ def caller(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
            _migrated_sqlite: Path) -> Iterator[Caller]:
     """A server on its own copy of the world, and who calls it; one per kind of caller,
     shared by every operation."""
-    tmp = tmp_path_factory.mktemp(f"walk-{request.param}")
-    settings = Settings(environment="test", data_dir=tmp / "var", secret_key="t" * 40,
-                        database_url=f"sqlite:///{tmp / 'moulin.db'}", capture_cameras=False)
-    shutil.copy(_migrated_sqlite, tmp / "moulin.db")
-    engine = make_engine(settings.effective_database_url)
-    clock = FakeClock()
-    with Session(engine, expire_on_commit=False) as session:
-        built = world.build(session, settings, clock())
-        alpha = built.campuses[0]
-        user = {"anonymous": None, "staff": alpha.staff[Role.ADMIN],
-                "parent": alpha.families[1].parent}[request.param]
-        if user is None:
-            token = new_token()
-            cookies, csrf = {CSRF_COOKIE: token}, token
-        else:
+    ground = world.standalone(tmp_path_factory.mktemp(f"walk-{request.param}"),
+                              _migrated_sqlite)
+    settings, engine, clock = ground.settings, ground.engine, ground.clock
+    alpha = ground.world.campuses[0]
+    user = {"anonymous": None, "staff": alpha.staff[Role.ADMIN],
+            "parent": alpha.families[1].parent}[request.param]
+    if user is None:
+        token = new_token()
+        cookies, csrf = {CSRF_COOKIE: token}, token
+    else:
+        with Session(engine, expire_on_commit=False) as session:
             cookies, csrf = world.session_cookie(session, user, settings, clock())
     app = create_app(settings, engine, clock=clock)
     try:

@@ -6,6 +6,7 @@ Names are distinctive, so a test can tell from a page's text whose data it shows
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from cardpay import cards, office, topups
@@ -21,6 +23,7 @@ from cardpay.models import Card, CardKind, LedgerTransaction
 from cardpay.payments.demo import DemoProvider
 from parent_portal.sessions import SESSION_COOKIE, start_session
 from school import photos
+from school.db import make_engine
 from school.devices import add_device
 from school.models import (
     ClassroomStaff,
@@ -35,6 +38,7 @@ from school.models import (
 from school.people import grant_role, link_guardian
 from school.settings import Settings
 from tests import factories
+from tests.conftest import FakeClock
 from webcam import admin, consents, schedule
 from webcam.models import BroadcastSlot, Camera, CameraConsent
 
@@ -176,6 +180,29 @@ def build(session: Session, settings: Settings, now: datetime) -> World:
         session.refresh(obj)  # load every attribute now; tests read them after commits
     session.commit()
     return world
+
+
+@dataclass
+class Ground:
+    """A world on a database of its own, for fixtures that outlive one test."""
+
+    settings: Settings
+    engine: Engine
+    clock: FakeClock
+    world: World
+
+
+def standalone(tmp: Path, migrated: Path) -> Ground:
+    """A copy of the migrated template database in `tmp`, with the world built on it;
+    cameras are not captured (the security suites never watch them)."""
+    settings = Settings(environment="test", data_dir=tmp / "var", secret_key="t" * 40,
+                        database_url=f"sqlite:///{tmp / 'moulin.db'}", capture_cameras=False)
+    shutil.copy(migrated, tmp / "moulin.db")
+    engine = make_engine(settings.effective_database_url)
+    clock = FakeClock()
+    with Session(engine, expire_on_commit=False) as session:
+        built = build(session, settings, clock())
+    return Ground(settings, engine, clock, built)
 
 
 def session_cookie(session: Session, user: User, settings: Settings,
