@@ -83,19 +83,20 @@ def _managed_pupil(request: Request, session: Session, viewer: Viewer, pupil_id:
     return pupil
 
 
-def _page(request: Request, pupil: Pupil, *, error: str = "", status_code: int = 200) -> Response:
+def _page(request: Request, pupil: Pupil, *, error: str = "", status_code: int = 200,
+          done: str = "") -> Response:
     assert pupil.id is not None
     return render(request, "staff_pupil_photo.html", {
         "pupil": pupil, "photo": photo_url(pupil.id) if pupil.photo_path else None,
-        "error": error, "done": request.query_params.get("done", ""),
+        "error": error, "done": done if done in ("saved", "deleted") else "",
         "max_mb": photos.MAX_UPLOAD_BYTES // 1024 // 1024,
     }, status_code=status_code)
 
 
 @router.get("/staff/pupils/{pupil_id}/photo")
 def photo_page(request: Request, pupil_id: int, viewer: StaffViewer,
-               session: SessionDep) -> Response:
-    return _page(request, _managed_pupil(request, session, viewer, pupil_id))
+               session: SessionDep, done: str = "") -> Response:
+    return _page(request, _managed_pupil(request, session, viewer, pupil_id), done=done)
 
 
 @router.post("/staff/pupils/{pupil_id}/photo", max_body_size=UPLOAD_LIMIT)
