@@ -9,7 +9,8 @@ each comes from its dependencies or from tests/parent_portal/route_access.py. Fo
 - without the route's role: 403 or 404;
 - with it: the page for records of their own (a positive control, so that a route that
   refuses everyone does not pass), 403 or 404 for anyone else's;
-- no page answered with 200 shows the name of a family the caller has no business with;
+- no page answered with 200 shows the name of a family the caller has no business with,
+  nor the HTML that the world's records hold (a room name, allergies) unescaped;
 - a POST that is refused changes nothing in the database.
 
 It runs against the app served by uvicorn, so streaming routes answer like the others.
@@ -204,8 +205,9 @@ def url_of(route: RouteContext, attempt: Attempt) -> tuple[str, dict[str, str]]:
 
 
 def send(caller: Caller, method: str, route: RouteContext, shape: Shape,
-         attempt: Attempt) -> tuple[int, str, str]:
-    """Status, location and text of the answer; streams are not read past their headers."""
+         attempt: Attempt) -> tuple[int, str, str, str]:
+    """Status, location, type and text of the answer; streams are not read past their
+    headers."""
     path, query = url_of(route, attempt)
     kwargs: dict[str, Any] = {"params": query}
     if method != "GET":
@@ -220,7 +222,7 @@ def send(caller: Caller, method: str, route: RouteContext, shape: Shape,
     with caller.client.stream(method, path, **kwargs) as response:
         kind = response.headers.get("content-type", "")
         text = "" if kind.startswith(STREAMING) else response.read().decode("utf-8", "replace")
-        return response.status_code, response.headers.get("location", ""), text
+        return response.status_code, response.headers.get("location", ""), kind, text
 
 
 def _photo() -> bytes:
@@ -353,7 +355,7 @@ def test_every_route_is_classified(matrix: Matrix) -> None:
 def _check(matrix: Matrix, report: Report, caller: Caller, method: str, route: RouteContext,
            rule: ra.Rule, source: str, attempt: Attempt) -> None:
     shape = shape_of(route)
-    status, location, text = send(caller, method, route, shape, attempt)
+    status, location, kind, text = send(caller, method, route, shape, attempt)
     report.requests += 1
     path, _ = url_of(route, attempt)
     allowed, why = expected(caller, rule, attempt, method, route.path)
@@ -374,6 +376,9 @@ def _check(matrix: Matrix, report: Report, caller: Caller, method: str, route: R
         leaked = sorted(n for n in caller.forbidden_names if n in text)
         if leaked:
             report.add(f"{where}: shows {leaked}, which {caller.name} must not see")
+        unescaped = [x for x in world.XSS if x in text] if kind.startswith("text/html") else []
+        if unescaped:
+            report.add(f"{where}: renders {unescaped} unescaped")
 
 
 def test_every_get_route(matrix: Matrix) -> None:

@@ -43,9 +43,11 @@ from webcam import admin, consents, schedule
 from webcam.models import BroadcastSlot, Camera, CameraConsent
 
 STAFF = (Role.TEACHER, Role.CASHIER, Role.OFFICE, Role.ADMIN)
+# Typed by someone into a pupil's record and a room's name: every page must escape them.
+XSS = ('<script>alert("allergy")</script>', '<img src=x onerror=alert("room")>')
 # school slug → rooms (the first is its teacher's) → families: (parent, pupils with room)
 PLAN = {
-    "alpha": ("École Alpha", ["Salle Azur", "Salle Bleuet"], [
+    "alpha": ("École Alpha", ["Salle Azur", f"Salle Bleuet {XSS[1]}"], [
         ("Aurore Vasseur", [("Anouk", "Vasseur", 0)]),
         ("Bruno Quenot", [("Basile", "Quenot", 0), ("Céleste", "Quenot", 1)]),
     ]),
@@ -114,7 +116,7 @@ def _family(session: Session, campus_slug: str, school: School, rooms: list,
     first = parent_name.split(" ", 1)[0]
     parent = factories.user(session, f"{first.lower()}@{campus_slug}.example.org",
                             name=parent_name)
-    pupils = [factories.pupil(session, rooms[room], name, surname)
+    pupils = [factories.pupil(session, rooms[room], name, surname, allergies=XSS[0])
               for name, surname, room in members]
     family = Family(parent, pupils)
     for pupil in pupils:
