@@ -69,14 +69,17 @@ def refuse_token(request: Request, reason: str) -> HTTPException:
     now = cast(Clock, request.app.state.clock)()
     ip = request.client.host if request.client else ""
     window = timedelta(minutes=settings.device_failure_window_minutes)
-    with immediate_session(_engine(request)) as session:
+    # A plain read first: once an address is locked out, its requests write nothing, so a
+    # flood of them never takes SQLite's write lock away from the tills.
+    with Session(_engine(request)) as read:
         retry_at = device_throttle.locked_until(
-            session=session, ip=ip, now=now, limit=settings.device_max_failures_per_ip,
+            session=read, ip=ip, now=now, limit=settings.device_max_failures_per_ip,
             window=window)
-        if retry_at is not None:
-            seconds = max(1, math.ceil((retry_at - now).total_seconds()))
-            return HTTPException(429, "too many requests with a bad device token",
-                                 headers={"Retry-After": str(seconds)})
+    if retry_at is not None:
+        seconds = max(1, math.ceil((retry_at - now).total_seconds()))
+        return HTTPException(429, "too many requests with a bad device token",
+                             headers={"Retry-After": str(seconds)})
+    with immediate_session(_engine(request)) as session:
         device_throttle.record_failure(session=session, ip=ip, now=now, window=window)
         session.commit()
     logger.info("device API: %s from %s", reason, ip)
