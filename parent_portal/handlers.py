@@ -38,8 +38,7 @@ logger = logging.getLogger(__name__)
 # may name records the visitor should not learn about.
 _MESSAGES = {400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
              409: "error.409", 413: "error.413", 422: "error.400", 423: "error.423",
-             429: "error.429",
-             502: "error.502"}
+             429: "error.429", 502: "error.502"}
 
 
 def wants_html(request: Request) -> bool:
