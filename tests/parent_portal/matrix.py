@@ -98,10 +98,14 @@ def _dependants(dependant: Dependant) -> Iterator[Dependant]:
         yield from _dependants(sub)
 
 
+def _record(name: str) -> bool:
+    return ra.PARAM_KINDS.get(name) is not None
+
+
 def shape_of(route: RouteContext) -> Shape:
     every = list(_dependants(route.dependant))
     query = list(dict.fromkeys(f.name for d in every for f in d.query_params
-                               if f.name in ra.PARAM_KINDS and _is_int(f.field_info.annotation)))
+                               if _record(f.name) and _is_int(f.field_info.annotation)))
     form: list[str] = []
     files: list[str] = []
     other: dict[str, str] = {}
@@ -110,30 +114,35 @@ def shape_of(route: RouteContext) -> Shape:
         if isinstance(f.field_info, params.File):
             files.append(f.alias)
         elif isinstance(f.field_info, params.Form):
-            if f.alias in ra.PARAM_KINDS:
+            if _record(f.alias):
                 form.append(f.alias)
             else:
                 other[f.alias] = FORM_VALUES.get(f.alias, "1" if _is_int(
                     f.field_info.annotation) else "x")
         else:
             json = True
-    return Shape(list(route.param_convertors), query, form, files, other, json)
+    path = [name for name in route.param_convertors if _record(name)]
+    return Shape(path, query, form, files, other, json)
 
 
-def pick(ground: Ground, kind: str, choice: Choice) -> str:
+def pick(ground: Ground, kind: str | None, choice: Choice) -> str:
+    """The id of the `kind` of record that `choice` owns."""
     campus = ground.world.campuses[choice.campus]
     family = campus.families[choice.family]
     index = next((i for i, p in enumerate(family.pupils)
                   if p.classroom_id == campus.rooms[choice.room].id), 0)
-    found: Any = {
+    ids: dict[str | None, Any] = {
         "pupil": family.pupils[index].id, "card": family.cards[index].id,
         "receipt": family.receipts[index].id, "transaction": family.transactions[index].id,
         "intent": family.intents[0].intent_id, "user": family.parent.id,
         "classroom": campus.rooms[choice.room].id, "camera": campus.cameras[choice.room].id,
         "slot": campus.slots[choice.room].id, "consent": campus.consents[choice.room].id,
         "school": campus.school.id, "day": campus.closed_day.id, "device": campus.till.id,
-    }[kind]
-    return str(found)
+    }
+    if kind not in ids:
+        raise AssertionError(f"the world has no `{kind}` records: build some in "
+                             "tests/parent_portal/world.py and name them in matrix.pick")
+    return str(ids[kind])
 
 
 @dataclass(frozen=True)
@@ -166,7 +175,9 @@ def attempts(ground: Ground, shape: Shape, caller: Caller, rule: ra.Rule) -> Ite
 
 
 def url_of(route: RouteContext, attempt: Attempt) -> tuple[str, dict[str, str]]:
-    path = re.sub(r"{(\w+)(:\w+)?}", lambda m: attempt.values[("path", m.group(1))], route.path)
+    # A path parameter that names no record (a token, a page name) gets a plain value.
+    path = re.sub(r"{(\w+)(:\w+)?}",
+                  lambda m: attempt.values.get(("path", m.group(1)), "0"), route.path)
     query = {name: value for (where, name), value in attempt.values.items() if where == "query"}
     return path, query
 

@@ -127,7 +127,8 @@ MOUNTS = {
 
 # What a parameter names, by its name: path parameters always, query and form parameters
 # when they are integers. The matrix puts in records of the caller's own and of others.
-PARAM_KINDS = {
+# A path parameter that names no record (a reset token, a page name) maps to None.
+PARAM_KINDS: dict[str, str | None] = {
     "pupil_id": "pupil", "pupil": "pupil", "card_id": "card", "receipt_id": "receipt",
     "transaction_id": "transaction", "intent_id": "intent", "classroom_id": "classroom",
     "camera_id": "camera", "slot_id": "slot", "consent_id": "consent",
