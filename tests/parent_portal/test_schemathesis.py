@@ -1,6 +1,7 @@
-"""Schemathesis walks every operation of the portal's OpenAPI description against the
-running server (uvicorn on loopback), once signed out, once as a member of staff and once
-as a parent, and no request, however malformed, may get a server error (5xx).
+"""Schemathesis walks every operation of the portal's OpenAPI description against the app
+(in-process over ASGI, started and stopped like a server), once signed out, once as a
+member of staff and once as a parent: no request, however malformed, may get a server
+error (5xx).
 
 The description comes from the app itself (`app.openapi()`), so routes added later are
 walked too. Signed-in callers send their session cookie, and form operations get the
@@ -80,7 +81,9 @@ class Caller:
         if isinstance(case.body, dict) and CSRF_FIELD in case.body:
             case.body[CSRF_FIELD] = self.csrf
         if case.path.startswith("/api/") and self.kind == "staff":
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {self.till_token}"}
+            headers = {k: v for k, v in (case.headers or {}).items()
+                       if k.lower() != "authorization"}
+            case.headers = {**headers, "Authorization": f"Bearer {self.till_token}"}
 
 
 def described() -> dict[str, Any]:
