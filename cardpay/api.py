@@ -4,10 +4,14 @@
     GET  /api/till/snapshot   what the till needs to decide alone while offline
 
 A refused tap is a verdict (200, `accepted: false`), not an HTTP error: the till shows it.
+A missing, unknown or revoked token gets 401; an address that keeps sending them gets 429
+for a while (school.device_throttle), without any cost to valid tokens.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from datetime import timedelta
 from typing import Annotated, Any, cast
 from uuid import UUID
@@ -21,12 +25,15 @@ from sqlmodel import Session, col
 from cardpay import metrics
 from cardpay.snapshot import snapshot
 from cardpay.till import TapRequest, Till
-from school import device_reports
+from school import device_reports, device_throttle
 from school.clock import Clock
 from school.db import immediate_session
 from school.devices import device_for_token
 from school.logs import bind
 from school.models import Device, DeviceKind, School
+from school.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 LAST_SEEN_EVERY = timedelta(minutes=1)
 
@@ -57,20 +64,41 @@ def _engine(request: Request) -> Engine:
     return cast(Engine, request.app.state.engine)
 
 
+def refuse_token(request: Request, reason: str) -> HTTPException:
+    """The 401 for a bad token, counted against the caller's address; a 429 once that
+    address has failed too often (school.device_throttle)."""
+    settings = cast(Settings, request.app.state.settings)
+    now = cast(Clock, request.app.state.clock)()
+    ip = request.client.host if request.client else ""
+    window = timedelta(minutes=settings.device_failure_window_minutes)
+    # A plain read first: once an address is locked out, its requests write nothing, so a
+    # flood of them never takes SQLite's write lock away from the tills.
+    with Session(_engine(request)) as read:
+        retry_at = device_throttle.locked_until(
+            session=read, ip=ip, now=now, limit=settings.device_max_failures_per_ip,
+            window=window)
+    if retry_at is not None:
+        seconds = max(1, math.ceil((retry_at - now).total_seconds()))
+        return HTTPException(429, "too many requests with a bad device token",
+                             headers={"Retry-After": str(seconds)})
+    with immediate_session(_engine(request)) as session:
+        device_throttle.record_failure(session=session, ip=ip, now=now, window=window)
+        session.commit()
+    logger.info("device API: %s from %s", reason, ip)
+    return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+
+
 def current_till(request: Request, authorization: Annotated[str | None, Header()] = None) -> Device:
-    """The till whose token this is; 401 for a missing, unknown or revoked token."""
+    """The till whose token this is; 401 for a missing, unknown or revoked token (429 for
+    an address that keeps sending them)."""
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HTTPException(
-            401, "a device token is required", headers={"WWW-Authenticate": "Bearer"}
-        )
+    if scheme.lower() != "bearer" or not token.strip():
+        raise refuse_token(request, "a device token is required")
     clock = cast(Clock, request.app.state.clock)
     with Session(_engine(request), expire_on_commit=False) as session:
         device = device_for_token(session, token.strip())
     if device is None or device.kind is not DeviceKind.TILL:
-        raise HTTPException(
-            401, "unknown or revoked device token", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise refuse_token(request, "unknown or revoked device token")
     now = clock()
     if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_EVERY:
         # A write of its own: the read above must not be upgraded under a busy till.

@@ -106,7 +106,9 @@ def _pupil_card(pupil: Pupil | None, room: str) -> PupilCard | None:
         id=pupil.id,
         name=pupil.full_name,
         classroom=room,
-        photo_url=f"/pupils/{pupil.id}/photo" if pupil.photo_path else None,
+        # Served by the portal (parent_portal.routes.photos) to the school's staff only,
+        # so the cashier's screen shows it and a till's JSON never carries the image.
+        photo_url=f"/photos/pupil/{pupil.id}" if pupil.photo_path else None,
         allergies=pupil.allergies,
         diet_notes=pupil.diet_notes,
     )

@@ -19,6 +19,7 @@ from cardpay.till import Till
 from parent_portal import handlers, metrics, webhooks
 from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
+from parent_portal.openapi import PortalApp
 from parent_portal.routes import (
     account,
     account_sessions,
@@ -42,6 +43,8 @@ from parent_portal.routes import (
     parent_money,
     password_reset,
     payments,
+    photos,
+    pupil_import,
     staff,
     staff_health,
     staff_money,
@@ -58,6 +61,7 @@ from webcam.runtime import CameraRuntime, SourceOpener
 
 STATIC_DIR = Path(__file__).parent / "static"
 STRIPE_CHECKOUT = "https://checkout.stripe.com"
+MAX_FORM_BYTES = 1024 * 1024
 
 
 def smtp_config(settings: Settings) -> SmtpConfig | None:
@@ -98,11 +102,13 @@ def create_app(
 
     The cameras no camera node owns are captured in this process, from startup (or the
     first camera request when the server runs without lifespan events)."""
-    app = FastAPI(
+    app = PortalApp(
         title="Moulin",
         # App-wide, so that every form route, present or future, checks the token.
         dependencies=[Depends(csrf_protect), Depends(enrolment_gate)],
         docs_url=None, redoc_url=None, openapi_url=None,
+        # Forms are small; upload routes set their own, larger limits.
+        max_body_size=MAX_FORM_BYTES,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -135,4 +141,6 @@ def create_app(
                    admin_settings, admin_audit):
         app.include_router(module.router)
     app.include_router(till_api.router)
+    for module in (photos, pupil_import):
+        app.include_router(module.router)
     return app

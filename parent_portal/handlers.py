@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -37,8 +38,8 @@ logger = logging.getLogger(__name__)
 # Error pages show a message from the catalogs, never the exception's own text, which
 # may name records the visitor should not learn about.
 _MESSAGES = {400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
-             409: "error.409", 422: "error.400", 423: "error.423", 429: "error.429",
-             502: "error.502"}
+             409: "error.409", 413: "error.413", 422: "error.400", 423: "error.423",
+             429: "error.429", 502: "error.502"}
 
 
 def wants_html(request: Request) -> bool:
@@ -106,6 +107,24 @@ async def handle_webcam_error(request: Request, exc: Exception) -> Response:
     return error_response(request, webcam_status(exc), headers=NO_STORE)
 
 
+# PostgreSQL's codes for a value that does not fit its column: a number out of range, a
+# text too long, a date out of range.
+OUT_OF_RANGE_SQLSTATES = frozenset({"22001", "22003", "22008"})
+
+
+async def handle_out_of_range(request: Request, exc: Exception) -> Response:
+    """A value from the request that the database cannot hold (an id past 2^63 on SQLite,
+    past 2^31 or a text longer than its column on PostgreSQL): the request is bad, and
+    nothing was written. Any other database data error stays a server error."""
+    if isinstance(exc, DataError):
+        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if state not in OUT_OF_RANGE_SQLSTATES:
+            logger.error("database data error on %s", request.url.path, exc_info=exc)
+            return error_response(request, 500)
+    logger.info("refused a value out of range on %s: %s", request.url.path, exc)
+    return error_response(request, 400)
+
+
 async def handle_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     return error_response(request, exc.status_code, headers=exc.headers)
@@ -120,3 +139,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PaymentError, handle_error)
     app.add_exception_handler(WebcamError, handle_webcam_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(OverflowError, handle_out_of_range)
+    app.add_exception_handler(DataError, handle_out_of_range)

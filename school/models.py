@@ -225,6 +225,18 @@ class LoginFailure(SQLModel, table=True):
     at: datetime = _utc_column()
 
 
+class DeviceAuthFailure(SQLModel, table=True):
+    """A request to the device API with a missing, unknown or revoked token, counted per
+    address to throttle token guessing (see school.device_throttle)."""
+
+    __tablename__ = "device_auth_failure"
+    __table_args__ = (Index("ix_device_auth_failure_ip_at", "ip", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ip: str = Field(default="", max_length=64)
+    at: datetime = _utc_column()
+
+
 class ClosedDay(SQLModel, table=True):
     """A day the school is closed (holidays, strikes, staff training): no canteen, no
     broadcast."""

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     password_reset_max_per_email: int = 3
     password_reset_max_per_ip: int = 20
     password_reset_window_minutes: int = 60
+    # Requests to the device API (tills) with a bad token, per address and window,
+    # before that address gets 429s; valid tokens are never slowed.
+    device_max_failures_per_ip: int = 20
+    device_failure_window_minutes: int = 15
     # Online top-ups: 'stripe' (needs both keys), 'none', or 'demo', which credits
     # accounts without any payment and is refused in production. Unset: 'demo' on a
     # development box, 'none' in production.

@@ -3,7 +3,8 @@
 Errors are converted where they enter, so the daemon sees only these::
 
     ReaderDaemonError
-    ├── ServerUnreachable   no answer in time, a broken connection, a 5xx: decide offline
+    ├── ServerUnreachable   no answer in time, a broken connection, a 5xx, a 429 (this
+    │                       address sent too many bad tokens): decide offline, retry later
     │   └── TokenRejected   the server answered 401: this till's token is unknown or revoked
     └── TapNotAccepted      a 4xx for this tap (too old, a tap id of another till): the
                             server will never take it; reported, and not retried
@@ -112,8 +113,9 @@ class TillClient:
             raise ServerUnreachable(f"cannot reach the server: {exc!r}") from exc
         if response.status_code == 401:
             raise TokenRejected("the server refused this till's token (unknown or revoked)")
-        if response.status_code >= 500:
-            raise ServerUnreachable(f"server error {response.status_code}")
+        if response.status_code >= 500 or response.status_code == 429:
+            # A 429 is about this address, not this tap: the tap must be kept and retried.
+            raise ServerUnreachable(f"server answered {response.status_code}")
         if response.status_code >= 400:
             raise TapNotAccepted(f"{response.status_code}: {_detail(response)}")
         try:

@@ -36,6 +36,8 @@ FormText = Annotated[str, Form()]
 MAX_DAILY_LIMIT_CENTS = 5_000
 MAX_ALERT_CENTS = 10_000
 TOPUP_CHOICES = (1000, 2000, 3000, 5000)
+DONE = ("settings", "lost")
+TOPUP_OUTCOMES = ("paid", "cancelled")
 
 
 def _provider(request: Request) -> PaymentProvider | None:
@@ -43,7 +45,7 @@ def _provider(request: Request) -> PaymentProvider | None:
 
 
 def _page(request: Request, session: Session, pupil: Pupil, *, error: str = "",
-          status_code: int = 200) -> Response:
+          status_code: int = 200, done: str = "", topup: str = "") -> Response:
     school = session.get(School, pupil.school_id)
     assert school is not None
     return render(request, "parent_account.html", {
@@ -51,8 +53,8 @@ def _page(request: Request, session: Session, pupil: Pupil, *, error: str = "",
         "fmt": Formats.of(request, school), "rooms": classroom_names(session, [pupil]),
         "threshold": threshold_for(session, pupil), "error": error,
         "online": _provider(request) is not None, "choices": TOPUP_CHOICES,
-        "done": request.query_params.get("done", ""),
-        "topup": request.query_params.get("topup", ""),
+        "done": done if done in DONE else "",
+        "topup": topup if topup in TOPUP_OUTCOMES else "",
     }, status_code=status_code)
 
 
@@ -64,9 +66,11 @@ def _refused(request: Request, session: Session, pupil: Pupil,
 
 
 @router.get("/parent/children/{pupil_id}/account")
-def account(request: Request, pupil_id: int, viewer: ViewerDep,
-            session: SessionDep) -> Response:
-    return _page(request, session, own_child(request, session, viewer, pupil_id))
+def account(request: Request, pupil_id: int, viewer: ViewerDep, session: SessionDep,
+            done: str = "", topup: str = "") -> Response:
+    """`done` and `topup` name the notice to show after a form or a payment."""
+    return _page(request, session, own_child(request, session, viewer, pupil_id),
+                 done=done, topup=topup)
 
 
 def _optional_cents(text: str, max_cents: int) -> int | None:

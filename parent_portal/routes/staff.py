@@ -45,6 +45,7 @@ def staff_home(request: Request, viewer: StaffViewer, session: SessionDep) -> Re
         "schools": schools, "counts": pupil_counts(session, room_ids),
         "money": bool(money_schools(session, viewer.user_id)),
         "gdpr": bool(school_ids_with(session, viewer.user_id, ENROL_ROLES)),
+        "imports": school_ids_with(session, viewer.user_id, ENROL_ROLES),
     })
 
 

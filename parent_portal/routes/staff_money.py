@@ -30,10 +30,11 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 FormText = Annotated[str, Form()]
+DONE = ("refund", "correction", "reversal")
 
 
 def _page(request: Request, session: Session, viewer: Viewer, pupil: Pupil, *,
-          error: str = "", status_code: int = 200) -> Response:
+          error: str = "", status_code: int = 200, done: str = "") -> Response:
     school = session.get(School, pupil.school_id)
     assert school is not None
     roles = money_roles(session, viewer.user_id, pupil.school_id)
@@ -42,15 +43,16 @@ def _page(request: Request, session: Session, viewer: Viewer, pupil: Pupil, *,
         "pupil": pupil, "school": school, "view": view, "fmt": Formats.of(request, school),
         "rooms": classroom_names(session, [pupil]), "can_move": bool(roles & MOVE_MONEY),
         "nonce": new_nonce, "tenders": list(Tender), "error": error,
-        "done": request.query_params.get("done", ""),
+        "done": done if done in DONE else "",
     }, status_code=status_code)
 
 
 @router.get("/staff/pupils/{pupil_id}/money")
 def pupil_money(request: Request, pupil_id: int, viewer: StaffViewer,
-                session: SessionDep) -> Response:
+                session: SessionDep, done: str = "") -> Response:
+    """`done` names the notice to show after a form."""
     pupil, _ = staff_pupil(request, session, viewer, pupil_id)
-    return _page(request, session, viewer, pupil)
+    return _page(request, session, viewer, pupil, done=done)
 
 
 def _refused(request: Request, session: Session, viewer: Viewer, pupil: Pupil,

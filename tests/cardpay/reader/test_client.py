@@ -31,9 +31,14 @@ def test_statuses_become_the_daemons_own_errors(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.db")
     tap = journal.record({"uid": "A1B2C3D4"}, T0)
     assert client_answering(200, {"accepted": True}).post_tap(tap) == {"accepted": True}
-    for status, error in ((401, TokenRejected), (503, ServerUnreachable), (422, TapNotAccepted)):
+    for status, error in ((401, TokenRejected), (503, ServerUnreachable), (422, TapNotAccepted),
+                          (429, ServerUnreachable)):
         with pytest.raises(error):
             client_answering(status).post_tap(tap)
+    # A 429 throttles this till's address, not this tap: kept for later, never dropped.
+    with pytest.raises(ServerUnreachable) as throttled:
+        client_answering(429).post_tap(tap)
+    assert not isinstance(throttled.value, TokenRejected)
     with pytest.raises(ServerUnreachable, match="deadline"):
         client_answering(200).post_tap(tap, deadline=time.monotonic() - 1)
     journal.close()
