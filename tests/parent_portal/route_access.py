@@ -65,6 +65,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/login"): rule(PUBLIC),
     ("POST", "/login"): rule(PUBLIC),
     ("POST", "/logout"): rule(PUBLIC, why="signs out whoever asks"),
+    # Sign-in's second step, forgotten passwords and invitations: public pages that act
+    # only on the half-finished sign-in or the single-use token they are given.
+    ("GET", "/login/totp"): rule(PUBLIC, ok=303, why="without a pending sign-in: to /login"),
+    ("POST", "/login/totp"): rule(PUBLIC, why="needs the pending sign-in's cookie"),
+    ("GET", "/login/forgot"): rule(PUBLIC),
+    ("POST", "/login/forgot"): rule(PUBLIC),
+    ("GET", "/login/reset/{token}"): rule(PUBLIC, ok=410, why="a made-up token"),
+    ("POST", "/login/reset/{token}"): rule(PUBLIC),
+    ("GET", "/welcome/{token}"): rule(PUBLIC, ok=400, why="a made-up token"),
+    ("POST", "/welcome/{token}"): rule(PUBLIC),
     ("GET", "/"): rule(SIGNED_IN, ok=303, why="redirects to the user's home page"),
     ("GET", "/parent"): rule(SIGNED_IN),
     ("GET", "/parent/cameras"): rule(SIGNED_IN),
@@ -117,6 +127,26 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/staff/schools/{school_id}/calendar/{day_id}/delete"): rule(OFFICE_ADMIN),
     ("POST", "/staff/schools/{school_id}/camera-limits"): rule(OFFICE_ADMIN),
     ("GET", "/staff/schools/{school_id}/camera-log"): rule(ADMIN, why="the director's"),
+    # A pupil leaving, and the register of processing (it names hosts and folders).
+    ("GET", "/staff/pupils/{pupil_id}/leave"): rule(OFFICE_ADMIN),
+    ("POST", "/staff/pupils/{pupil_id}/leave"): rule(OFFICE_ADMIN),
+    ("POST", "/staff/pupils/{pupil_id}/leave/settle"): rule(OFFICE_ADMIN),
+    ("GET", "/staff/gdpr/register"): rule(OFFICE_ADMIN),
+    # Administration: each school's admins only.
+    ("GET", "/admin"): rule(ADMIN),
+    ("GET", "/admin/schools/{school_id}/users"): rule(ADMIN),
+    ("POST", "/admin/schools/{school_id}/users"): rule(ADMIN),
+    ("POST", "/admin/schools/{school_id}/users/{user_id}/roles/grant"): rule(ADMIN),
+    ("POST", "/admin/schools/{school_id}/users/{user_id}/roles/revoke"): rule(ADMIN),
+    ("POST", "/admin/schools/{school_id}/users/{user_id}/deactivate"): rule(ADMIN),
+    ("POST", "/admin/schools/{school_id}/users/{user_id}/activate"): rule(ADMIN),
+    ("POST", "/admin/schools/{school_id}/users/{user_id}/invite"): rule(ADMIN),
+    ("GET", "/admin/schools/{school_id}/devices"): rule(ADMIN),
+    ("POST", "/admin/schools/{school_id}/devices"): rule(ADMIN),
+    ("POST", "/admin/schools/{school_id}/devices/{device_id}/revoke"): rule(ADMIN),
+    ("GET", "/admin/schools/{school_id}/settings"): rule(ADMIN),
+    ("POST", "/admin/schools/{school_id}/settings"): rule(ADMIN),
+    ("GET", "/admin/schools/{school_id}/audit"): rule(ADMIN),
 }
 
 # Mounted applications, which have no routes of their own to classify.
@@ -134,6 +164,9 @@ PARAM_KINDS: dict[str, str | None] = {
     "camera_id": "camera", "slot_id": "slot", "consent_id": "consent",
     "school_id": "school", "school": "school", "day_id": "day", "device_id": "device",
     "device": "device", "user_id": "user",
+    # Single-use tokens, and one's own sessions (another user's session gives 404:
+    # test_sessions.py).
+    "token": None, "session_id": None,
 }
 
 # Dependencies that say who a route is for.
