@@ -3,6 +3,7 @@ a settable clock, and a small school."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from school import logs
 from school.db import make_engine
 from school.migrate import upgrade
 from school.settings import Settings
@@ -21,6 +23,19 @@ from tests import factories
 from tests.hardware.pcscd import Pcscd, PcscdMissing
 from tests.pg import Cluster
 from tests.smtp import Inbox, smtp_server
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Put the root logger back after each test: a command run in-process (`moulin ...`
+    through typer's runner) sends logs to a stream closed when the run ends, and every
+    later log line would fail on it."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    logs.set_process_fields()
 
 
 class FakeClock:

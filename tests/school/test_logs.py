@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from school import logs
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    logs.set_process_fields()
 
 
 def json_logs(capsys: pytest.CaptureFixture[str]) -> Callable[[], list[str]]:
