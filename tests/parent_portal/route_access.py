@@ -70,6 +70,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/login/totp"): rule(PUBLIC, ok=303, why="without a pending sign-in: to /login"),
     ("POST", "/login/totp"): rule(PUBLIC, why="needs the pending sign-in's cookie"),
     ("GET", "/login/forgot"): rule(PUBLIC),
+    ("GET", "/account/totp/qr.svg"): rule(SIGNED_IN, ok=404, why="only while setting up"),
     ("POST", "/login/forgot"): rule(PUBLIC),
     ("GET", "/login/reset/{token}"): rule(PUBLIC, ok=410, why="a made-up token"),
     ("POST", "/login/reset/{token}"): rule(PUBLIC),

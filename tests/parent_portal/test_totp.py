@@ -61,7 +61,10 @@ def test_setting_up_shows_a_key_and_a_qr_code_and_needs_a_right_code(
     page = client.get("/account/totp")
     assert page.headers["cache-control"] == "no-store"
     secret = secret_from(page.text)
-    assert '<svg class="qr" role="img"' in page.text
+    assert '<img class="qr" src="/account/totp/qr.svg"' in page.text
+    qr = client.get("/account/totp/qr.svg")
+    assert (qr.status_code, qr.headers["content-type"]) == (200, "image/svg+xml")
+    assert qr.text.startswith("<svg") and "<script" not in qr.text
     assert "<script" not in page.text
     assert "script-src" not in page.headers["content-security-policy"]  # nothing loosened
     assert user_row(session, "parent@example.org").totp_enabled_at is None

@@ -54,7 +54,15 @@ def test_a_traceback_stays_inside_its_json_line(capsys: pytest.CaptureFixture[st
     assert "RuntimeError: boom" in entry["exception"]
 
 
-def test_stream_tokens_and_bearer_tokens_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+def test_stream_tokens_and_bearer_tokens_are_redacted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `moulin serve` leaves uvicorn's access log: through the root logger (a server
+    # started by an earlier test may have given it handlers of its own).
+    access = logging.getLogger("uvicorn.access")
+    for name, value in (("handlers", []), ("propagate", True), ("disabled", False),
+                        ("level", logging.NOTSET)):
+        monkeypatch.setattr(access, name, value)
     captured = json_logs(capsys)
     secret = "eyJ1IjozfQ.c2lnbmF0dXJl"
     logging.getLogger("uvicorn.access").info(
