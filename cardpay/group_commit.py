@@ -129,7 +129,7 @@ class GroupCommitter:
         try:
             conn = self._connection()
             transaction = conn.begin()  # BEGIN IMMEDIATE: waits out the busy timeout
-        except Exception as exc:  # noqa: BLE001 - the callers hear of it
+        except Exception as exc:
             self._close_connection()
             for item in batch:
                 item.future.set_exception(exc)
@@ -137,7 +137,7 @@ class GroupCommitter:
         try:
             outcomes = [self._apply(conn, item) for item in batch]
             transaction.commit()
-        except Exception as exc:  # noqa: BLE001 - nothing of the batch was written
+        except Exception as exc:
             self._close_connection()
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)
@@ -182,7 +182,7 @@ class GroupCommitter:
             try:
                 conn.invalidate()  # never hand a connection without autocheckpoint back
                 conn.close()
-            except Exception:  # noqa: BLE001 - already broken; nothing more to do
+            except Exception:
                 logger.debug("closing the writer's connection failed", exc_info=True)
 
     # -- the checkpoint thread -------------------------------------------------------
@@ -202,6 +202,6 @@ class GroupCommitter:
                     )
                 finally:
                     raw.close()
-            except Exception:  # noqa: BLE001 - the next commit's checkpoint will do
+            except Exception:
                 logger.warning("WAL checkpoint failed", exc_info=True)
             self._stopping.wait(self._checkpoint_every)

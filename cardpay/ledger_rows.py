@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import BindParameter, Connection, bindparam, insert, or_, select, update
 
 from cardpay.errors import InsufficientFundsError, InvalidTransactionError
 from cardpay.models import Account, LedgerTransaction, Posting, TransactionKind
@@ -77,7 +77,7 @@ def ledger_request(school_id: int, kind: TransactionKind, client_id: str,
 
 
 _ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-_delta = bindparam("delta")
+_delta: BindParameter[int] = bindparam("delta")
 # A debit passes only if it leaves the balance at or above the floor; credits always pass.
 _MOVE = (
     update(_ACCOUNT)
@@ -113,12 +113,14 @@ def write(conn: Connection, request: LedgerRequest, *, created_at: datetime,
         if conn.execute(move, {"account_id": account_id, "delta": delta}).rowcount != 1:
             balance, floor = conn.execute(_BALANCE, {"account_id": account_id}).one()
             raise InsufficientFundsError(account_id, balance, floor, delta)
-    transaction_id = conn.execute(_NEW_TRANSACTION, {
+    inserted = conn.execute(_NEW_TRANSACTION, {
         "school_id": request.school_id, "kind": request.kind, "client_id": request.client_id,
         "created_at": created_at, "occurred_at": occurred_at or created_at, "memo": memo,
         "actor_user_id": actor_user_id, "actor_device_id": actor_device_id,
         "reverses_id": request.reverses_id,
-    }).inserted_primary_key[0]
+    }).inserted_primary_key
+    assert inserted is not None
+    transaction_id = inserted[0]
     conn.execute(_NEW_POSTING, [
         {"transaction_id": transaction_id, "account_id": account_id, "amount_cents": cents}
         for account_id, cents in request.legs

@@ -33,7 +33,7 @@ from cardpay.errors import TapConflictError
 from cardpay.ledger_rows import AccountIds, ledger_request, write
 from cardpay.models import CardKind, CardStatus, Tap, TransactionKind
 from cardpay.rules import Decision, PupilState, Reason, decide, school_day
-from cardpay.tap_rows import CardState
+from cardpay.tap_rows import CardState, PupilRow, TapRecord
 from cardpay.verdicts import Verdict, make_verdict, verdict_of
 from school import audit
 from school.clock import utcnow
@@ -118,9 +118,9 @@ def decide_tap(conn: Connection, tap: TapInput) -> Verdict:
     return _charge(conn, tap, record, state)
 
 
-def _new_record(tap: TapInput) -> Tap:
+def _new_record(tap: TapInput) -> TapRecord:
     request = tap.request
-    return Tap(
+    return TapRecord(
         tap_id=request.tap_id,
         school_id=tap.school_id,
         device_id=tap.device_id,
@@ -128,8 +128,6 @@ def _new_record(tap: TapInput) -> Tap:
         read_at=request.read_at,
         received_at=tap.received_at,
         decided_offline=request.offline_accepted is not None,
-        accepted=False,
-        reason="",
     )
 
 
@@ -148,7 +146,7 @@ def _card_state(conn: Connection, tap: TapInput, uid: str) -> CardState | None:
         return None
     if state.account_id is None:  # the pupil's first tap: open the account
         with _orm(conn) as session:
-            pupil_account(session=session, pupil=state.pupil,
+            pupil_account(session=session, pupil=session.get_one(Pupil, state.pupil.id),
                           floor_cents=rules.overdraft_floor_cents)
         state = read()
         assert state is not None
@@ -162,7 +160,7 @@ def _card_state(conn: Connection, tap: TapInput, uid: str) -> CardState | None:
     return state
 
 
-def _charge(conn: Connection, tap: TapInput, record: Tap, state: CardState) -> Verdict:
+def _charge(conn: Connection, tap: TapInput, record: TapRecord, state: CardState) -> Verdict:
     rules, request = tap.canteen.rules, tap.request
     floor = rules.overdraft_floor_cents if state.floor_cents is None else state.floor_cents
     pupil = PupilState(
@@ -190,7 +188,7 @@ def _charge(conn: Connection, tap: TapInput, record: Tap, state: CardState) -> V
     return _post_meal(conn, tap, record, state, served, offline=True)
 
 
-def _post_meal(conn: Connection, tap: TapInput, record: Tap, state: CardState,
+def _post_meal(conn: Connection, tap: TapInput, record: TapRecord, state: CardState,
                decision: Decision, *, offline: bool) -> Verdict:
     price = decision.price_cents
     record.accepted, record.reason, record.price_cents = True, decision.reason.value, price
@@ -215,7 +213,7 @@ def _post_meal(conn: Connection, tap: TapInput, record: Tap, state: CardState,
     return verdict
 
 
-def _low_balance(conn: Connection, state: CardState, record: Tap) -> None:
+def _low_balance(conn: Connection, state: CardState, record: TapRecord) -> None:
     """Raise or re-arm the parents' low-balance alert, with the meal (rarely needed)."""
     balance = record.balance_after_cents
     assert balance is not None
@@ -226,8 +224,8 @@ def _low_balance(conn: Connection, state: CardState, record: Tap) -> None:
                            clock=lambda: record.received_at)
 
 
-def _refuse(conn: Connection, tap: TapInput, record: Tap, pupil: Pupil | None, reason: Reason,
-            decision: Decision | None = None) -> Verdict:
+def _refuse(conn: Connection, tap: TapInput, record: TapRecord, pupil: PupilRow | None,
+            reason: Reason, decision: Decision | None = None) -> Verdict:
     record.accepted, record.reason, record.price_cents = False, reason.value, 0
     record.balance_after_cents = None
     record.alert = _ALERTS.get(reason, "")
@@ -238,23 +236,24 @@ def _refuse(conn: Connection, tap: TapInput, record: Tap, pupil: Pupil | None, r
     return verdict
 
 
-def _repeat(conn: Connection, record: Tap, first_id: int) -> Verdict:
+def _repeat(conn: Connection, record: TapRecord, first_id: int) -> Verdict:
     with _orm(conn) as session:
         first = session.get_one(Tap, first_id)
         record.repeat_of_id = first_id
         record.accepted, record.reason = first.accepted, first.reason
         record.balance_after_cents = first.balance_after_cents
-        verdict = verdict_of(session, record)
+        verdict = verdict_of(session, Tap(**vars(record)))
     tap_rows.insert_tap(conn, record)
     return verdict
 
 
-def _verdict(tap: TapInput, record: Tap, pupil: Pupil | None, decision: Decision) -> Verdict:
+def _verdict(tap: TapInput, record: TapRecord, pupil: PupilRow | None,
+             decision: Decision) -> Verdict:
     room = tap.canteen.rooms.get(pupil.classroom_id or 0, "") if pupil else ""
     return make_verdict(record, record, tap.canteen.facts, pupil, room, decision)
 
 
-def _audit_alert(conn: Connection, tap: Tap) -> None:
+def _audit_alert(conn: Connection, tap: TapRecord) -> None:
     with _orm(conn) as session:
         audit.record(
             session,

@@ -75,9 +75,11 @@ _OPEN_ALERT = exists().where(
 )
 _CARD_STATE = (
     select(
-        _CARD.c.id, _CARD.c.uid, _CARD.c.kind, _CARD.c.status, _CARD.c.pupil_id,
-        _PUPIL.c.school_id, _PUPIL.c.first_name, _PUPIL.c.last_name, _PUPIL.c.classroom_id,
-        _PUPIL.c.tariff_band, _PUPIL.c.photo_path, _PUPIL.c.allergies, _PUPIL.c.diet_notes,
+        _CARD.c.id, _CARD.c.uid, _CARD.c.kind, _CARD.c.status,
+        # In PupilRow's order:
+        _CARD.c.pupil_id, _PUPIL.c.school_id, _PUPIL.c.first_name, _PUPIL.c.last_name,
+        _PUPIL.c.classroom_id, _PUPIL.c.tariff_band, _PUPIL.c.photo_path, _PUPIL.c.allergies,
+        _PUPIL.c.diet_notes,
         _ACCOUNT.c.id, _ACCOUNT.c.balance_cents, _ACCOUNT.c.floor_cents,
         _LIMITS.c.daily_limit_cents, _THRESHOLD, _SPENT, _FIRST_MEAL, _RETAP_OF,
         _OPEN_ALERT,
@@ -105,6 +107,46 @@ _LOCK_ACCOUNTS = (
 _NEW_TAP = insert(_TAP)
 
 
+@dataclass
+class TapRecord:
+    """A `tap` row being decided, inserted with Core (an ORM `Tap` costs more per tap than
+    all the SQL). Its fields are the table's columns but `id`."""
+
+    tap_id: str
+    school_id: int
+    device_id: int
+    card_uid: str
+    read_at: datetime
+    received_at: datetime
+    decided_offline: bool
+    accepted: bool = False
+    reason: str = ""
+    card_id: int | None = None
+    pupil_id: int | None = None
+    price_cents: int = 0
+    balance_after_cents: int | None = None
+    repeat_of_id: int | None = None
+    alert: str = ""
+    sun_verified: bool = False
+
+
+@dataclass(frozen=True)
+class PupilRow:
+    id: int
+    school_id: int
+    first_name: str
+    last_name: str
+    classroom_id: int | None
+    tariff_band: str
+    photo_path: str | None
+    allergies: str
+    diet_notes: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
 @dataclass(frozen=True)
 class FoundTap:
     id: int
@@ -119,7 +161,7 @@ class CardState:
     uid: str
     kind: CardKind
     status: CardStatus
-    pupil: Pupil
+    pupil: PupilRow
     account_id: int | None
     balance_cents: int
     floor_cents: int | None
@@ -152,16 +194,10 @@ def card_state(
     row = conn.execute(_CARD_STATE, params).first()
     if row is None:
         return None
-    (card_id, card_uid, kind, status, pupil_id, school_id, first, last, room, band, photo,
-     allergies, diet, account_id, balance, floor, limit, threshold, spent, first_meal,
-     retap_of, open_alert) = row
-    pupil = Pupil(
-        id=pupil_id, school_id=school_id, external_ref="", first_name=first, last_name=last,
-        classroom_id=room, tariff_band=band, photo_path=photo, allergies=allergies,
-        diet_notes=diet,
-    )
+    (card_id, card_uid, kind, status, *pupil, account_id, balance, floor, limit, threshold,
+     spent, first_meal, retap_of, open_alert) = row
     return CardState(
-        card_id, card_uid, CardKind(kind), CardStatus(status), pupil, account_id,
+        card_id, card_uid, CardKind(kind), CardStatus(status), PupilRow(*pupil), account_id,
         balance or 0, floor, limit, int(threshold), int(spent), _utc(first_meal), retap_of,
         bool(open_alert),
     )
@@ -190,6 +226,5 @@ def lock_accounts(conn: Connection, account_ids: list[int]) -> None:
     conn.execute(_LOCK_ACCOUNTS, {"ids": sorted(account_ids)}).all()
 
 
-def insert_tap(conn: Connection, tap: Tap) -> None:
-    values = {c.name: getattr(tap, c.name) for c in _TAP.columns if c.name != "id"}
-    conn.execute(_NEW_TAP, values)
+def insert_tap(conn: Connection, tap: TapRecord) -> None:
+    conn.execute(_NEW_TAP, dict(vars(tap)))

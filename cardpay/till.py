@@ -21,6 +21,7 @@ import logging
 import weakref
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -36,14 +37,24 @@ from cardpay.sun import Keyring, SunMessage
 from cardpay.tap_decision import Identity, TapInput, TapRequest, decide_tap
 from cardpay.verdicts import Verdict, verdict_of
 from school.clock import Clock, utcnow
-from school.models import Device
 
-__all__ = ["Till", "TapRequest"]
+__all__ = ["TapRequest", "Till", "TillDevice"]
 
 logger = logging.getLogger(__name__)
 
 MAX_CLOCK_SKEW = timedelta(minutes=2)
 MAX_OFFLINE_AGE = timedelta(days=14)
+
+
+class TillDevice(Protocol):
+    """The till a tap comes from: a `Device`, or what the till API read of it."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def school_id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
 
 
 class Till:
@@ -69,7 +80,7 @@ class Till:
         if self._writer is not None:
             self._writer.close()
 
-    def tap(self, device: Device, request: TapRequest) -> Verdict:
+    def tap(self, device: TillDevice, request: TapRequest) -> Verdict:
         now = self._clock()
         _check_time(request, now)
         assert device.id is not None
