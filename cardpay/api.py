@@ -108,9 +108,10 @@ TillDevice = Annotated[CallingTill, Depends(current_till)]
 
 
 @router.post("/taps")
-def post_tap(tap: TapIn, device: TillDevice, request: Request) -> dict[str, Any]:
+async def post_tap(tap: TapIn, device: TillDevice, request: Request) -> dict[str, Any]:
+    # Async: on SQLite the tap waits for the group commit without holding a worker thread.
     till = cast(Till, request.app.state.till)
-    verdict = till.tap(
+    verdict = await till.tap_async(
         device,
         TapRequest(
             tap_id=str(tap.tap_id),

@@ -49,10 +49,17 @@ class CanteenCache:
         self._canteens: dict[int, Canteen] = {}
         self._lock = threading.Lock()
 
-    def get(self, school_id: int) -> Canteen:
+    def cached(self, school_id: int) -> Canteen | None:
+        """The school's canteen if read less than `ttl` seconds ago, without blocking."""
         with self._lock:
             cached = self._canteens.get(school_id)
         if cached is not None and time.monotonic() - cached.loaded < self._ttl:
+            return cached
+        return None
+
+    def get(self, school_id: int) -> Canteen:
+        cached = self.cached(school_id)
+        if cached is not None:
             return cached
         fresh = self._load(school_id)
         with self._lock:

@@ -74,13 +74,18 @@ class GroupCommitter:
     def submit(self, work: Work[T]) -> T:
         """Run `work(connection)` in the next batch; its result once committed, or the
         exception it (or the commit) raised, in which case nothing of it was written."""
+        return self.enqueue(work).result()
+
+    def enqueue(self, work: Work[T]) -> Future[T]:
+        """`submit` without waiting: the future is done once the batch is committed.
+        Cancelling it before the writer takes it up means it is never run."""
         if self._stopping.is_set():
             raise RuntimeError("the writer is stopped")
         if not self._threads:
             self._start_threads()
         item: _Item[T] = _Item(work)
         self._queue.put(item)
-        return item.future.result()
+        return item.future
 
     def stop(self) -> None:
         """Finish the queued writes, then stop (without waiting: callable from anywhere)."""
@@ -121,7 +126,9 @@ class GroupCommitter:
                         self._queue.put(_STOP)  # after this batch
                         break
                     batch.append(item)
-                self._commit(batch)
+                batch = [i for i in batch if i.future.set_running_or_notify_cancel()]
+                if batch:
+                    self._commit(batch)
         finally:
             self._close_connection()
 

@@ -17,18 +17,20 @@ tap is decided in one write transaction, which reads everything money depends on
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
+import anyio.to_thread
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from cardpay import cards
-from cardpay.canteen_cache import CanteenCache
+from cardpay.canteen_cache import Canteen, CanteenCache
 from cardpay.errors import CardPayError, TapConflictError, TapRejectedError
 from cardpay.group_commit import GroupCommitter, Work
 from cardpay.models import Tap
@@ -81,23 +83,48 @@ class Till:
             self._writer.close()
 
     def tap(self, device: TillDevice, request: TapRequest) -> Verdict:
+        """The verdict for `request`, once the tap is durably recorded."""
         now = self._clock()
         _check_time(request, now)
+        tap = self._input(device, request, now, self._canteens.get(device.school_id))
+        try:
+            return self._write(partial(decide_tap, tap=tap))
+        except IntegrityError:
+            _raced(request)
+        return self._recorded(device, request)
+
+    async def tap_async(self, device: TillDevice, request: TapRequest) -> Verdict:
+        """`tap` for an event loop. On SQLite the loop only checks the card and queues the
+        tap for the writer thread (no worker thread is held while it waits); on
+        PostgreSQL the tap's transaction runs in a worker thread."""
+        if self._writer is None:
+            return await anyio.to_thread.run_sync(self.tap, device, request)
+        now = self._clock()
+        _check_time(request, now)
+        canteen = self._canteens.cached(device.school_id)
+        if canteen is None:
+            canteen = await anyio.to_thread.run_sync(self._canteens.get, device.school_id)
+        tap = self._input(device, request, now, canteen)
+        try:
+            return await asyncio.wrap_future(self._writer.enqueue(partial(decide_tap, tap=tap)))
+        except IntegrityError:
+            _raced(request)
+        return await anyio.to_thread.run_sync(self._recorded, device, request)
+
+    def _input(self, device: TillDevice, request: TapRequest, now: datetime,
+               canteen: Canteen) -> TapInput:
         assert device.id is not None
-        tap = TapInput(
+        return TapInput(
             device_id=device.id,
             device_name=device.name,
             school_id=device.school_id,
             request=request,
             received_at=now,
             identity=self._identify(request),
-            canteen=self._canteens.get(device.school_id),
+            canteen=canteen,
         )
-        try:
-            return self._write(partial(decide_tap, tap=tap))
-        except IntegrityError:
-            # The same tap id from a concurrent retry committed first: answer as it was.
-            logger.info("tap %s raced with its own retry; answering the first", request.tap_id)
+
+    def _recorded(self, device: TillDevice, request: TapRequest) -> Verdict:
         with Session(self._engine) as session:
             existing = session.exec(select(Tap).where(Tap.tap_id == request.tap_id)).first()
             if existing is None:
@@ -125,6 +152,11 @@ class Till:
             logger.warning("tap %s: SUN message refused: %s", request.tap_id, exc)
             return Identity(claimed, None, sun=True, refusal=Reason.CARD_NOT_GENUINE)
         return Identity(claimed, verified.uid.hex().upper(), verified.counter, sun=True)
+
+
+def _raced(request: TapRequest) -> None:
+    # The same tap id from a concurrent retry committed first: answer as it was.
+    logger.info("tap %s raced with its own retry; answering the first", request.tap_id)
 
 
 def _check_time(request: TapRequest, now: datetime) -> None:
