@@ -195,10 +195,11 @@ async def _till(
     deadline: float,
     out: list[float],
     sent: list[str],
+    offset: float = 0.0,
 ) -> None:
     client = _Connection(base, token)
     try:
-        n, next_at = 0, time.perf_counter()
+        n, next_at = 0, time.perf_counter() + offset
         while time.perf_counter() < deadline:
             if interval is not None:
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
@@ -230,9 +231,12 @@ async def load(
     start = time.perf_counter()
     deadline = start + seconds
     share = [uids[i :: len(tokens)] for i in range(len(tokens))]
+    # Paced tills are spread evenly over the interval: in step, they would offer bursts
+    # of one tap per till rather than a rate (real tills are not synchronised).
     await asyncio.gather(
         *(
-            _till(base, t, share[i], interval, deadline, latencies, accepted)
+            _till(base, t, share[i], interval, deadline, latencies, accepted,
+                  offset=(interval or 0.0) * i / len(tokens))
             for i, t in enumerate(tokens)
         )
     )

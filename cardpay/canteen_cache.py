@@ -1,9 +1,12 @@
 """A school's canteen rules and the facts every tap needs, read at most every few seconds.
 
 The till reads them outside its write lock and before its transaction, so a tap does not
-pay for them. A change to the rules, the calendar or a classroom's name reaches the tills
-within `TTL_S`; what money depends on (balances, limits, cards, meals eaten) is never
-cached, but read under the lock with each tap.
+pay for them. Once an entry is `TTL_S` old, one background thread reads it again while
+taps go on with the old one (had every tap that found it stale read it, a busy canteen
+would stall every few seconds); past twice that, a tap waits for a fresh one. So a change
+to the rules, the calendar or a classroom's name reaches the tills within 2 x `TTL_S`;
+what money depends on (balances, limits, cards, meals eaten) is never cached, but read
+under the lock with each tap.
 """
 
 from __future__ import annotations
@@ -47,24 +50,36 @@ class CanteenCache:
     def __init__(self, engine: Engine, *, ttl: float = TTL_S) -> None:
         self._engine, self._ttl = engine, ttl
         self._canteens: dict[int, Canteen] = {}
+        self._refreshing: set[int] = set()
         self._lock = threading.Lock()
 
     def cached(self, school_id: int) -> Canteen | None:
-        """The school's canteen if read less than `ttl` seconds ago, without blocking."""
+        """The school's canteen if fresh enough, without blocking (see the docstring)."""
         with self._lock:
             cached = self._canteens.get(school_id)
-        if cached is not None and time.monotonic() - cached.loaded < self._ttl:
-            return cached
-        return None
+            if cached is None:
+                return None
+            age = time.monotonic() - cached.loaded
+            if age >= self._ttl and school_id not in self._refreshing and age < 2 * self._ttl:
+                self._refreshing.add(school_id)
+                threading.Thread(target=self._refresh, args=(school_id,), daemon=True,
+                                 name="canteen-refresh").start()
+        return cached if age < 2 * self._ttl else None
 
     def get(self, school_id: int) -> Canteen:
-        cached = self.cached(school_id)
-        if cached is not None:
-            return cached
-        fresh = self._load(school_id)
+        return self.cached(school_id) or self._store(self._load(school_id))
+
+    def _refresh(self, school_id: int) -> None:
+        try:
+            self._store(self._load(school_id))
+        finally:
+            with self._lock:
+                self._refreshing.discard(school_id)
+
+    def _store(self, canteen: Canteen) -> Canteen:
         with self._lock:
-            self._canteens[school_id] = fresh
-        return fresh
+            self._canteens[canteen.school_id] = canteen
+        return canteen
 
     def _load(self, school_id: int) -> Canteen:
         with Session(self._engine) as session:
