@@ -111,7 +111,8 @@ def test_a_batch_is_one_commit_and_a_failing_write_is_undone_alone(engine: Engin
         outcomes = _in_one_batch(writer, [_note("a"), _failing("b"), _note("c"), _note("d")])
     finally:
         writer.close()
-    assert outcomes[0] == "a" and outcomes[2:] == ["c", "d"]
+    assert outcomes[0] == "a"
+    assert outcomes[2:] == ["c", "d"]
     assert isinstance(outcomes[1], RuntimeError)
     assert commits[0] == 2  # the holding batch, then the four writes together
     assert _actions(engine) == {"a", "c", "d"}
@@ -126,7 +127,8 @@ def test_a_batch_whose_commit_fails_is_retried_write_by_write(engine: Engine) ->
         outcomes = _in_one_batch(writer, [_note("a"), _unbalanced, _note("c")])
     finally:
         writer.close()
-    assert outcomes[0] == "a" and outcomes[2] == "c"
+    assert outcomes[0] == "a"
+    assert outcomes[2] == "c"
     assert isinstance(outcomes[1], IntegrityError)  # FOREIGN KEY constraint failed
     assert _actions(engine) == {"a", "c"}
     with engine.connect() as conn:
@@ -141,7 +143,7 @@ def test_the_writer_checkpoints_the_wal_outside_the_commits(engine: Engine) -> N
         checkpointed = False
         for _ in range(100):
             with engine.connect() as conn:
-                busy, frames, done = conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)")).one()
+                _busy, frames, done = conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)")).one()
             if frames == done:  # nothing left for anyone to copy
                 checkpointed = True
                 break
@@ -183,7 +185,8 @@ def _canteen(engine: Engine, pupils: int = 4) -> tuple[int, int, list[str]]:
                  client_id=f"topup-{i}", legs=[(pupil_account(session=session, pupil=pupil),
                                                 10_000), (cash, -10_000)])
             uids.append(uid)
-        assert till.id is not None and other.id is not None
+        assert till.id is not None
+        assert other.id is not None
         return till.id, other.id, uids
 
 
@@ -220,7 +223,7 @@ def test_taps_batched_together_are_decided_each_alone(engine: Engine) -> None:
                 for i, t in enumerate(ids)]
         conflict = pool.submit(till.tap, device, TapRequest(tap_id="taken", read_at=NOON,
                                                             uid=uids[1]))
-        while till.writer._queue.qsize() < 6:  # noqa: SLF001 - wait until all six are queued
+        while till.writer._queue.qsize() < 6:
             threading.Event().wait(0.01)
         release.set()
         holder.result(10)
@@ -231,7 +234,8 @@ def test_taps_batched_together_are_decided_each_alone(engine: Engine) -> None:
     assert all(v.accepted for v in verdicts)
     assert commits[0] == 2  # the holder's batch, then the six taps in one
     meals = _meals(engine)
-    assert all(meals[f"tap:{t}"] == 1 for t in ids) and len(meals) == 6
+    assert all(meals[f"tap:{t}"] == 1 for t in ids)
+    assert len(meals) == 6
     with Session(engine) as session:
         assert check_integrity(session) == []
 
@@ -258,8 +262,9 @@ def say(line):
 def tapper(n):
     while True:
         tap_id = str(uuid.uuid4())
-        say(f"sent {tap_id} {uids[n % len(uids)]}")
-        till.tap(device, TapRequest(tap_id=tap_id, read_at=datetime.now(UTC), uid=uids[n % len(uids)]))
+        uid = uids[n % len(uids)]
+        say(f"sent {tap_id} {uid}")
+        till.tap(device, TapRequest(tap_id=tap_id, read_at=datetime.now(UTC), uid=uid))
         say(f"ack {tap_id}")
 for n in range(8):
     threading.Thread(target=tapper, args=(n,), daemon=True).start()
@@ -318,7 +323,7 @@ def test_writer_connections_see_a_fresh_engine_after_close(tmp_path: Path) -> No
     writer = GroupCommitter(engine)
     writer.submit(lambda c: c.execute(text("INSERT INTO t VALUES (1)")).rowcount)
     writer.close()
-    assert not any(t.is_alive() for t in writer._threads)  # noqa: SLF001
+    assert not any(t.is_alive() for t in writer._threads)
     with pytest.raises(RuntimeError):
         writer.submit(lambda c: None)
     engine.dispose()
