@@ -79,12 +79,13 @@ class GroupCommitter:
     def enqueue(self, work: Work[T]) -> Future[T]:
         """`submit` without waiting: the future is done once the batch is committed.
         Cancelling it before the writer takes it up means it is never run."""
-        if self._stopping.is_set():
-            raise RuntimeError("the writer is stopped")
-        if not self._threads:
-            self._start_threads()
         item: _Item[T] = _Item(work)
-        self._queue.put(item)
+        with self._start:  # not while close() resets the writer
+            if self._stopping.is_set():
+                raise RuntimeError("the writer is stopped")
+            if not self._threads:
+                self._start_threads()
+            self._queue.put(item)
         return item.future
 
     def stop(self) -> None:
@@ -94,19 +95,24 @@ class GroupCommitter:
         self._queue.put(_STOP)
 
     def close(self) -> None:
+        """Finish the queued writes and wait for the threads to end. The next `submit`
+        starts them again (an app may be started and stopped more than once)."""
         self.stop()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=30)
+        with self._start:
+            if not any(thread.is_alive() for thread in self._threads):
+                self._threads = []
+                self._queue = queue.SimpleQueue()  # without stop marks left unread
+                self._stopping.clear()
+                self._wrote.clear()
 
     def _start_threads(self) -> None:
-        with self._start:
-            if self._threads:
-                return
-            for role, target in (("", self._run), ("-checkpoint", self._checkpoints)):
-                thread = threading.Thread(target=target, name=self._name + role, daemon=True)
-                thread.start()
-                self._threads.append(thread)
+        for role, target in (("", self._run), ("-checkpoint", self._checkpoints)):
+            thread = threading.Thread(target=target, name=self._name + role, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     # -- the writer thread -----------------------------------------------------------
 

@@ -314,16 +314,22 @@ def test_a_killed_server_loses_only_taps_it_had_not_answered(engine: Engine) -> 
         assert check_integrity(session) == []
 
 
-def test_writer_connections_see_a_fresh_engine_after_close(tmp_path: Path) -> None:
-    # A till's writer is started by its first tap and stopped by close(): nothing left open.
+def test_a_closed_writer_leaves_no_thread_and_starts_again_when_needed(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
     with engine.connect() as conn:
         conn.execute(text("CREATE TABLE t (x)"))
         conn.commit()
     writer = GroupCommitter(engine)
+    before = set(threading.enumerate())
     writer.submit(lambda c: c.execute(text("INSERT INTO t VALUES (1)")).rowcount)
     writer.close()
-    assert not any(t.is_alive() for t in writer._threads)
+    assert set(threading.enumerate()) <= before
+    writer.stop()  # what a till's finalizer does: the next submit is refused
     with pytest.raises(RuntimeError):
         writer.submit(lambda c: None)
+    writer.close()
+    assert writer.submit(lambda c: c.execute(text("INSERT INTO t VALUES (2)")).rowcount) == 1
+    writer.close()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2
     engine.dispose()
