@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ T = TypeVar("T")
 Work = Callable[[Connection], T]
 
 MAX_BATCH = 64
+SLOW_BATCH_S = 0.1  # worth a line in the log: the disk or another writer held us up
 CHECKPOINT_EVERY_S = 1.0
 
 
@@ -139,6 +141,7 @@ class GroupCommitter:
             self._close_connection()
 
     def _commit(self, batch: list[_Item[Any]]) -> None:
+        began = time.monotonic()
         try:
             conn = self._connection()
             transaction = conn.begin()  # BEGIN IMMEDIATE: waits out the busy timeout
@@ -147,8 +150,10 @@ class GroupCommitter:
             for item in batch:
                 item.future.set_exception(exc)
             return
+        locked = time.monotonic()
         try:
             outcomes = [self._apply(conn, item) for item in batch]
+            applied = time.monotonic()
             transaction.commit()
         except Exception as exc:
             self._close_connection()
@@ -162,6 +167,13 @@ class GroupCommitter:
             return
         self.batches += 1
         self._wrote.set()
+        done = time.monotonic()
+        if done - began > SLOW_BATCH_S:
+            logger.warning(
+                "slow batch of %d writes: %.0f ms waiting for the lock, %.0f ms writing, "
+                "%.0f ms committing", len(batch), (locked - began) * 1000,
+                (applied - locked) * 1000, (done - applied) * 1000,
+            )
         for item, (ok, value) in zip(batch, outcomes, strict=True):
             if ok:
                 item.future.set_result(value)
