@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -242,11 +243,22 @@ def start_daemon(url: str, token: str, work: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
-    while not journal.exists() or read_status(journal).snapshot_at is None:
+    while not _ready(journal):
         if time.monotonic() > deadline or daemon.poll() is not None:
+            # Never leave it running: a stray daemon would go on reading the cards of
+            # whatever pcscd runs next.
+            daemon.kill()
+            daemon.wait(10)
             raise RuntimeError(f"the daemon did not start: see {work / 'daemon.log'}")
         time.sleep(0.2)
     return daemon
+
+
+def _ready(journal: Path) -> bool:
+    try:
+        return journal.exists() and read_status(journal).snapshot_at is not None
+    except sqlite3.Error:  # the daemon is still creating its journal's tables
+        return False
 
 
 def meals(db_url: str) -> int:

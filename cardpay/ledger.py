@@ -33,6 +33,7 @@ from cardpay.errors import (
     NotReversibleError,
 )
 from cardpay.integrity import check_integrity
+from cardpay.ledger_rows import LedgerRequest, ledger_request
 from cardpay.models import Account, LedgerTransaction, Posting, TransactionKind
 from school.clock import Clock, utcnow
 
@@ -51,15 +52,6 @@ class Posted:
 
     transaction: LedgerTransaction
     replayed: bool
-
-
-@dataclass(frozen=True)
-class _Request:
-    school_id: int
-    kind: TransactionKind
-    client_id: str
-    legs: tuple[tuple[int, int], ...]  # (account id, cents)
-    reverses_id: int | None = None
 
 
 def available_cents(account: Account) -> int | None:
@@ -105,7 +97,7 @@ def post(
     """
     if kind is TransactionKind.REVERSAL:
         raise InvalidTransactionError("reversals are made by reverse(), not post()")
-    request = _request(school_id, kind, client_id, legs)
+    request = ledger_request(school_id, kind, client_id, legs)
     header = LedgerTransaction(
         school_id=school_id, kind=kind, client_id=client_id, memo=memo,
         actor_user_id=actor_user_id, actor_device_id=actor_device_id,
@@ -138,7 +130,7 @@ def reverse(
     postings = session.exec(
         select(Posting).where(Posting.transaction_id == transaction.id)
     ).all()
-    request = _request(
+    request = ledger_request(
         transaction.school_id, TransactionKind.REVERSAL, client_id,
         [(_account(session, p.account_id), -p.amount_cents) for p in postings],
         reverses_id=transaction.id,
@@ -158,33 +150,14 @@ def _account(session: Session, account_id: int) -> Account:
     return account
 
 
-def _request(school_id: int, kind: TransactionKind, client_id: str, legs: Sequence[Leg],
-             reverses_id: int | None = None) -> _Request:
-    if not client_id or len(client_id) > 128:
-        raise InvalidTransactionError("a client id of 1 to 128 characters is required")
-    if len(legs) < 2:
-        raise InvalidTransactionError("a transaction needs at least two legs")
-    pairs = []
-    for account, cents in legs:
-        # bool is an int subclass and float is a bug: both are refused.
-        if type(cents) is not int or cents == 0:
-            raise InvalidTransactionError(f"a leg must be a non-zero int of cents: {cents!r}")
-        if account.id is None or account.school_id != school_id:
-            raise InvalidTransactionError(f"account {account.id} is not of school {school_id}")
-        pairs.append((account.id, cents))
-    if sum(cents for _, cents in pairs) != 0:
-        raise InvalidTransactionError(f"legs sum to {sum(c for _, c in pairs)} cents, not 0")
-    return _Request(school_id, kind, client_id, tuple(pairs), reverses_id)
-
-
-def _write(session: Session, request: _Request, header: LedgerTransaction, *,
+def _write(session: Session, request: LedgerRequest, header: LedgerTransaction, *,
            occurred_at: datetime | None, enforce_floors: bool, clock: Clock) -> Posted:
     first = _find(session, request)
     if first is not None:
         session.rollback()  # a replay changes nothing, whichever way it is found
         return first
     try:
-        deltas = _deltas(request)
+        deltas = request.deltas()
         accounts = _lock(session, sorted(deltas))
         if enforce_floors:
             raced = _check_floors(session, request, accounts, deltas)
@@ -217,7 +190,7 @@ def _write(session: Session, request: _Request, header: LedgerTransaction, *,
     return Posted(header, replayed=False)
 
 
-def _check_floors(session: Session, request: _Request, accounts: Sequence[Account],
+def _check_floors(session: Session, request: LedgerRequest, accounts: Sequence[Account],
                   deltas: dict[int, int]) -> Posted | None:
     try:
         for account in accounts:
@@ -236,13 +209,6 @@ def _check_floors(session: Session, request: _Request, accounts: Sequence[Accoun
     return None
 
 
-def _deltas(request: _Request) -> dict[int, int]:
-    deltas: dict[int, int] = {}
-    for account_id, cents in request.legs:
-        deltas[account_id] = deltas.get(account_id, 0) + cents
-    return {account_id: d for account_id, d in deltas.items() if d != 0}
-
-
 def _lock(session: Session, account_ids: list[int]) -> Sequence[Account]:
     # FOR UPDATE is not rendered on SQLite, where BEGIN IMMEDIATE already serialises writers;
     # populate_existing replaces balances the session may hold from an earlier read.
@@ -251,7 +217,7 @@ def _lock(session: Session, account_ids: list[int]) -> Sequence[Account]:
     return session.exec(query).all()
 
 
-def _find(session: Session, request: _Request) -> Posted | None:
+def _find(session: Session, request: LedgerRequest) -> Posted | None:
     """The transaction this request was already posted as, or the reversal in its way."""
     first = session.exec(
         select(LedgerTransaction).where(LedgerTransaction.client_id == request.client_id)
@@ -279,7 +245,7 @@ def _refuse_second_reversal(session: Session, original_id: int) -> None:
         )
 
 
-def _same(session: Session, first: LedgerTransaction, request: _Request) -> bool:
+def _same(session: Session, first: LedgerTransaction, request: LedgerRequest) -> bool:
     legs = session.exec(
         select(Posting.account_id, Posting.amount_cents)
         .where(Posting.transaction_id == first.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session
 
@@ -12,6 +12,42 @@ from cardpay.canteen import first_meal_before
 from cardpay.models import Tap
 from cardpay.rules import Decision, Reason
 from school.models import Classroom, Pupil, School
+
+
+class TapFacts(Protocol):
+    """What a verdict shows of a tap: a `Tap` row, or the till's record of one."""
+
+    @property
+    def tap_id(self) -> str: ...
+    @property
+    def accepted(self) -> bool: ...
+    @property
+    def price_cents(self) -> int: ...
+    @property
+    def balance_after_cents(self) -> int | None: ...
+    @property
+    def read_at(self) -> datetime: ...
+    @property
+    def decided_offline(self) -> bool: ...
+    @property
+    def repeat_of_id(self) -> int | None: ...
+    @property
+    def alert(self) -> str: ...
+
+
+class PupilFacts(Protocol):
+    """What a verdict shows of a pupil: a `Pupil`, or the till's row of one."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def full_name(self) -> str: ...
+    @property
+    def photo_path(self) -> str | None: ...
+    @property
+    def allergies(self) -> str: ...
+    @property
+    def diet_notes(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +95,8 @@ class SchoolFacts:
 
 
 def make_verdict(
-    tap: Tap, first: Tap, school: SchoolFacts, pupil: Pupil | None, room: str, decision: Decision
+    tap: TapFacts, first: TapFacts, school: SchoolFacts, pupil: PupilFacts | None, room: str,
+    decision: Decision,
 ) -> Verdict:
     """The verdict for `tap`, whose decision was made at `first` (itself, or the tap it
     repeats)."""
@@ -98,7 +135,7 @@ def verdict_of(session: Session, tap: Tap) -> Verdict:
     )
 
 
-def _pupil_card(pupil: Pupil | None, room: str) -> PupilCard | None:
+def _pupil_card(pupil: PupilFacts | None, room: str) -> PupilCard | None:
     if pupil is None:
         return None
     assert pupil.id is not None

@@ -91,6 +91,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker:
             worker.stop()
         cameras.close()
+        app.state.till.close()
 
 
 def create_app(

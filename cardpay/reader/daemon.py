@@ -140,27 +140,36 @@ class ReaderDaemon:
             card["sun_url"] = read.sun_url
         try:
             tap = self._journal.record(card, self._clock())
+            journaled = time.monotonic()
         except JournalError as exc:
             logger.error("%s: the tap is refused, nothing was recorded", exc)
             self._feedback(False)
             return {"accepted": False, "reason": "journal_error"}
+        shown = [0.0]
+
+        def show(verdict: Verdict) -> None:
+            self._show(verdict)
+            shown[0] = time.monotonic()
+
         with self.uplink.live(tap):
-            verdict = self.uplink.send_live(tap, started + self._deadline(), self._show)
+            verdict = self.uplink.send_live(tap, started + self._deadline(), show)
             online = verdict is not None
             if verdict is None:
                 verdict = self._decide_offline(tap)
                 self._journal.set_offline_verdict(tap.tap_id, verdict)
-                self._show(verdict)
+                show(verdict)
         if not online:
             self._wake_replay.set()
         logger.info(
-            "tap %s, card %s (%s): %s %s in %.0f ms",
+            "tap %s, card %s (%s): %s %s in %.0f ms (journal %.0f ms, then shown after %.0f ms)",
             tap.tap_id,
             read.masked_uid,
             read.kind.value,
             describe(verdict),
             "online" if online else "OFFLINE",
             (time.monotonic() - started) * 1000,
+            (journaled - started) * 1000,
+            (shown[0] - journaled) * 1000,
         )
         return verdict
 

@@ -86,6 +86,17 @@ def test_a_tap_gets_a_verdict_once(till: tuple[TestClient, str, Session]) -> Non
     assert _taps(session) == 1
 
 
+def test_a_tap_records_when_the_till_was_last_seen(
+    till: tuple[TestClient, str, Session], clock: FakeClock
+) -> None:
+    client, token, session = till
+    assert client.post("/api/till/taps", json=_tap()).status_code == 200
+    device = device_for_token(session, token)
+    assert device is not None
+    session.refresh(device)
+    assert device.last_seen_at == clock()
+
+
 @pytest.mark.parametrize("header", [None, "Bearer nope", "Basic abc"])
 def test_without_a_valid_device_token_nothing_happens(
     till: tuple[TestClient, str, Session], header: str | None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from hypothesis import HealthCheck, settings
@@ -31,9 +32,11 @@ from cardpay.errors import (
     NotReversibleError,
 )
 from cardpay.ledger import Posted, check_integrity, post, reverse
+from cardpay.ledger_rows import AccountIds, ledger_request, write
 from cardpay.models import Account, LedgerTransaction, TransactionKind
 from tests.cardpay.conftest import open_books
 
+NOW = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
 PUPIL = st.integers(0, 1)
 PICK = st.integers(0, 10**6)
 
@@ -90,6 +93,30 @@ class LedgerMachine(RuleBasedStateMachine):
         self._send(Call(self._id("tap"), TransactionKind.MEAL,
                         ((self._lunch(pupil), -cents), (self.books.revenue.id, cents)),
                         enforce_floors=not offline))
+
+    @rule(pupil=PUPIL, cents=st.integers(1, 800), offline=st.booleans())
+    def till_meal(self, pupil: int, cents: int, offline: bool) -> None:
+        """A meal as the till posts it: Core statements in the caller's transaction."""
+        assert self.books.revenue.id is not None
+        call = Call(self._id("tap"), TransactionKind.MEAL,
+                    ((self._lunch(pupil), -cents), (self.books.revenue.id, cents)),
+                    enforce_floors=not offline)
+        expected = self._expect(call)
+        try:
+            txn_id = write(
+                self.session.connection(),
+                ledger_request(self.books.school_id, call.kind, call.client_id,
+                               [(AccountIds(a, self.books.school_id), c) for a, c in call.legs]),
+                created_at=NOW, enforce_floors=call.enforce_floors,
+            )
+        except InsufficientFundsError:
+            self.session.rollback()
+            assert expected == "InsufficientFundsError"
+            return
+        self.session.commit()
+        assert expected == "posted"
+        self.calls.append(call)
+        self._record(call, Posted(self.session.get_one(LedgerTransaction, txn_id), False))
 
     @rule(pupil=PUPIL, cents=st.integers(1, 3000))
     def refund(self, pupil: int, cents: int) -> None:

@@ -1,0 +1,283 @@
+"""One tap decided inside the caller's write transaction: recorded with its verdict, and
+the meal posted, or nothing at all if anything raises.
+
+The order of checks: the tap id (a retry gets its first verdict), the card (genuine,
+known, active), a re-tap of the same card within seconds (the first verdict again, no
+charge), then the canteen's rules. A tap the till decided offline is charged as it was
+decided: the meal was served. Nothing here commits: the till commits (or, on SQLite,
+the group committer commits a batch of taps); the verdict is built before the commit,
+so nothing is read after it.
+
+What the card proved (its SUN message checked) and the school's rules are worked out
+before the transaction; everything money depends on is read inside it, in one statement
+(`tap_rows.card_state`). On PostgreSQL the pupil's account row (and meal revenue's,
+when the meal has a price) is locked, in id order, before that read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+from sqlmodel import Session
+
+from cardpay import alerts, canteen, tap_rows
+from cardpay.accounts import pupil_account
+from cardpay.canteen_cache import Canteen
+from cardpay.cards import mask_uid
+from cardpay.errors import TapConflictError
+from cardpay.ledger_rows import AccountIds, ledger_request, write
+from cardpay.models import CardKind, CardStatus, Tap, TransactionKind
+from cardpay.rules import Decision, PupilState, Reason, decide, school_day
+from cardpay.tap_rows import CardState, PupilRow, TapRecord
+from cardpay.verdicts import Verdict, make_verdict, verdict_of
+from school import audit
+from school.clock import utcnow
+from school.models import Pupil
+
+logger = logging.getLogger(__name__)
+
+_ALERTS = {
+    Reason.CARD_LOST: "a card reported lost was presented",
+    Reason.CARD_BLOCKED: "a blocked card was presented",
+    Reason.CARD_NOT_GENUINE: "a card failed its authenticity check (forged or copied)",
+    Reason.REPLAYED: "a card's signed message was replayed (copied card?)",
+}
+
+
+@dataclass(frozen=True)
+class TapRequest:
+    """What a till sends: its tap id, when the card was read, and what the card said."""
+
+    tap_id: str
+    read_at: datetime
+    uid: str
+    sun_url: str | None = None
+    # The till's own verdict when it decided offline; None for a live tap.
+    offline_accepted: bool | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the card proved, worked out before any lock: `uid` to look up (None when
+    the tap is refused before that, with `refusal`), the SUN read counter to claim."""
+
+    claimed_uid: str  # what the till said, normalised; "" when unreadable
+    uid: str | None
+    counter: int | None = None
+    sun: bool = False
+    refusal: Reason | None = None
+
+
+@dataclass(frozen=True)
+class TapInput:
+    device_id: int
+    device_name: str
+    school_id: int
+    request: TapRequest
+    received_at: datetime
+    identity: Identity
+    canteen: Canteen
+
+
+def decide_tap(conn: Connection, tap: TapInput) -> Verdict:
+    """Record `tap` with its verdict, post its meal if it has one; never commits."""
+    found = tap_rows.find_tap(conn, tap.request.tap_id)
+    if found is not None:
+        if found.device_id != tap.device_id:
+            raise TapConflictError("this tap id was already sent by another till")
+        with _orm(conn) as session:
+            return verdict_of(session, session.get_one(Tap, found.id))
+    record, identity = _new_record(tap), tap.identity
+    if identity.uid is None:
+        return _refuse(conn, tap, record, None, identity.refusal or Reason.UNKNOWN_CARD)
+    state = _card_state(conn, tap, identity.uid)
+    if state is None:
+        if identity.sun:  # genuine, but not issued here: staff may enrol it as secure
+            record.card_uid, record.sun_verified = identity.uid, True
+        return _refuse(conn, tap, record, None, Reason.UNKNOWN_CARD)
+    if identity.sun != (state.kind is CardKind.NTAG424):
+        # A secure card read without its signature (a copy?), or a UID card's SUN message.
+        return _refuse(conn, tap, record, None, Reason.CARD_NOT_GENUINE)
+    if identity.counter is not None and not tap_rows.claim_counter(
+        conn, state.card_id, identity.counter
+    ):
+        logger.warning("replayed SUN counter %s for card %s", identity.counter,
+                       mask_uid(state.uid))
+        return _refuse(conn, tap, record, None, Reason.REPLAYED)
+    record.card_uid, record.card_id, record.pupil_id = state.uid, state.card_id, state.pupil.id
+    record.sun_verified = identity.sun
+    if state.account_closed:  # the pupil has left: their cards were retired with it
+        return _refuse(conn, tap, record, state.pupil, Reason.ACCOUNT_CLOSED)
+    if state.status is not CardStatus.ACTIVE:
+        return _refuse(conn, tap, record, state.pupil, Reason(f"card_{state.status.value}"))
+    if state.retap_of is not None:
+        return _repeat(conn, record, state.retap_of)
+    return _charge(conn, tap, record, state)
+
+
+def _new_record(tap: TapInput) -> TapRecord:
+    request = tap.request
+    return TapRecord(
+        tap_id=request.tap_id,
+        school_id=tap.school_id,
+        device_id=tap.device_id,
+        card_uid=tap.identity.claimed_uid,
+        read_at=request.read_at,
+        received_at=tap.received_at,
+        decided_offline=request.offline_accepted is not None,
+    )
+
+
+def _card_state(conn: Connection, tap: TapInput, uid: str) -> CardState | None:
+    rules, read_at = tap.canteen.rules, tap.request.read_at
+
+    def read() -> CardState | None:
+        return tap_rows.card_state(
+            conn, uid, read_at=read_at,
+            day=canteen.day_bounds(rules, school_day(rules, read_at)),
+            retap_from=read_at - tap.canteen.retap,
+        )
+
+    state = read()
+    if state is None:
+        return None
+    if state.account_id is None:  # the pupil's first tap: open the account
+        with _orm(conn) as session:
+            pupil_account(session=session, pupil=session.get_one(Pupil, state.pupil.id),
+                          floor_cents=rules.overdraft_floor_cents)
+        state = read()
+        assert state is not None
+    if conn.dialect.name != "sqlite":
+        assert state.account_id is not None
+        held = [state.account_id]
+        if rules.price_for(state.pupil.tariff_band) > 0:
+            held.append(tap.canteen.revenue.id)
+        tap_rows.lock_accounts(conn, held)
+        state = read()  # again, now that no other tap can change it
+    return state
+
+
+def _charge(conn: Connection, tap: TapInput, record: TapRecord, state: CardState) -> Verdict:
+    rules, request = tap.canteen.rules, tap.request
+    floor = rules.overdraft_floor_cents if state.floor_cents is None else state.floor_cents
+    pupil = PupilState(
+        card_status=CardStatus.ACTIVE,
+        tariff_band=state.pupil.tariff_band,
+        balance_cents=state.balance_cents,
+        daily_limit_cents=state.daily_limit_cents,
+        spent_today_cents=state.spent_today_cents,
+        first_meal_today_at=state.first_meal_at,
+        floor_cents=floor,
+    )
+    decision = decide(rules, pupil, request.read_at)
+    if request.offline_accepted is None:
+        if not decision.accepted:
+            return _refuse(conn, tap, record, state.pupil, decision.reason, decision)
+        return _post_meal(conn, tap, record, state, decision, offline=False)
+    if not request.offline_accepted:
+        reason = decision.reason if not decision.accepted else Reason.OFFLINE_ALLOWANCE
+        return _refuse(conn, tap, record, state.pupil, reason)
+    served = Decision(
+        accepted=True, reason=Reason.OK, price_cents=rules.price_for(state.pupil.tariff_band)
+    )
+    if not decision.accepted:
+        record.alert = f"served offline although: {decision.message('en', rules.timezone)}"
+    return _post_meal(conn, tap, record, state, served, offline=True)
+
+
+def _post_meal(conn: Connection, tap: TapInput, record: TapRecord, state: CardState,
+               decision: Decision, *, offline: bool) -> Verdict:
+    price = decision.price_cents
+    record.accepted, record.reason, record.price_cents = True, decision.reason.value, price
+    record.balance_after_cents = state.balance_cents - price
+    verdict = _verdict(tap, record, state.pupil, decision)
+    if price > 0:
+        assert state.account_id is not None
+        # Floors are enforced (online) in the balance update itself; the rules above
+        # are as strict, so a refusal here is a bug and fails the tap rather than charge.
+        write(
+            conn,
+            ledger_request(tap.school_id, TransactionKind.MEAL, f"tap:{record.tap_id}",
+                           [(AccountIds(state.account_id, tap.school_id), -price),
+                            (tap.canteen.revenue, price)]),
+            created_at=utcnow(), occurred_at=record.read_at, memo=f"meal, {tap.device_name}",
+            actor_device_id=tap.device_id, enforce_floors=not offline,
+        )
+        _low_balance(conn, state, record)
+    tap_rows.insert_tap(conn, record)
+    if record.alert:
+        _audit_alert(conn, record)
+    return verdict
+
+
+def _low_balance(conn: Connection, state: CardState, record: TapRecord) -> None:
+    """Raise or re-arm the parents' low-balance alert, with the meal (rarely needed)."""
+    balance = record.balance_after_cents
+    assert balance is not None
+    if (balance < state.alert_threshold_cents) == state.open_alert:
+        return  # below with an alert already open, or above with none: nothing changes
+    with _orm(conn) as session:
+        alerts.after_debit(session, pupil_id=record.pupil_id or 0, new_balance_cents=balance,
+                           clock=lambda: record.received_at)
+
+
+def _refuse(conn: Connection, tap: TapInput, record: TapRecord, pupil: PupilRow | None,
+            reason: Reason, decision: Decision | None = None) -> Verdict:
+    record.accepted, record.reason, record.price_cents = False, reason.value, 0
+    record.balance_after_cents = None
+    record.alert = _ALERTS.get(reason, "")
+    verdict = _verdict(tap, record, pupil, decision or Decision(accepted=False, reason=reason))
+    tap_rows.insert_tap(conn, record)
+    if record.alert:
+        _audit_alert(conn, record)
+    return verdict
+
+
+def _repeat(conn: Connection, record: TapRecord, first_id: int) -> Verdict:
+    with _orm(conn) as session:
+        first = session.get_one(Tap, first_id)
+        record.repeat_of_id = first_id
+        record.accepted, record.reason = first.accepted, first.reason
+        record.balance_after_cents = first.balance_after_cents
+        verdict = verdict_of(session, Tap(**vars(record)))
+    tap_rows.insert_tap(conn, record)
+    return verdict
+
+
+def _verdict(tap: TapInput, record: TapRecord, pupil: PupilRow | None,
+             decision: Decision) -> Verdict:
+    room = tap.canteen.rooms.get(pupil.classroom_id or 0, "") if pupil else ""
+    return make_verdict(record, record, tap.canteen.facts, pupil, room, decision)
+
+
+def _audit_alert(conn: Connection, tap: TapRecord) -> None:
+    with _orm(conn) as session:
+        audit.record(
+            session,
+            action="tap.alert",
+            school_id=tap.school_id,
+            actor_device_id=tap.device_id,
+            target_type="card",
+            target_id=tap.card_id or "",
+            alert=tap.alert,
+            tap_id=tap.tap_id,
+            uid=mask_uid(tap.card_uid) if tap.card_uid else "",
+        )
+
+
+@contextmanager
+def _orm(conn: Connection) -> Iterator[Session]:
+    """An ORM session inside the tap's transaction, for the rare paths (a retry, a
+    re-tap, an alert): its own savepoint, released on success."""
+    session = Session(bind=conn, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    finally:
+        session.close()
