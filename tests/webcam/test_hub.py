@@ -30,6 +30,36 @@ def test_a_viewer_that_falls_behind_gets_only_the_newest() -> None:
     assert asyncio.run(late_viewer()) == b"99"
 
 
+def test_a_viewer_one_frame_behind_gets_the_frame_it_missed_then_the_newest() -> None:
+    channel = Channel()
+    for n in range(1, 4):
+        channel.publish(frame(n))
+
+    async def viewer() -> list[bytes]:
+        got: list[bytes] = []
+        after = 1
+        while (published := await channel.next(after, timeout=0)) is not None:
+            got.append(published.frame.jpeg)
+            after = published.sequence
+        return got
+
+    assert asyncio.run(viewer()) == [b"2", b"3"]
+
+
+def test_no_live_frame_is_given_once_a_card_has_come() -> None:
+    channel = Channel()
+    channel.publish(frame(1))
+    channel.publish(frame(2))
+    channel.publish(EncodedFrame(FrameKind.PAUSED, b"head" + b"card\r\n", 4, AT))
+
+    async def viewer() -> bytes:
+        got = await channel.next(1, timeout=0)
+        assert got is not None
+        return got.frame.jpeg
+
+    assert asyncio.run(viewer()) == b"card"
+
+
 def test_next_waits_for_a_newer_frame_or_times_out() -> None:
     channel = Channel()
     channel.publish(frame(1))
@@ -55,7 +85,7 @@ def test_many_waiting_viewers_are_woken_by_one_publish() -> None:
         channel.publish(frame(1))
         results = await asyncio.gather(*viewers)
         assert {r.sequence for r in results if r} == {1}
-        assert len(channel._events) == 0  # nothing is left behind per viewer
+        assert len(channel._wakes) == 0  # nothing is left behind per viewer
 
     asyncio.run(scenario())
 
