@@ -10,6 +10,7 @@ import uvicorn
 from sqlmodel import Session
 
 from moulin import context
+from moulin.gc_tuning import tune_for_serving
 from school.db import make_engine
 from school.devices import device_for_token
 from school.errors import SchoolError
@@ -62,4 +63,5 @@ def camera_node(
     app = create_node_app(engine=eng, secret_key=settings.effective_secret_key(), node=node)
     context.console.print(f"Camera node {device.name!r} serving cameras {ids} on "
                           f"http://{host}:{port}/", highlight=False)
+    tune_for_serving()
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
