@@ -6,7 +6,7 @@ import asyncio
 import threading
 from datetime import UTC, datetime
 
-from webcam.hub import Channel, Hub
+from webcam.hub import TICK, Channel, Hub
 from webcam.pipeline import EncodedFrame, FrameKind
 
 AT = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
@@ -86,6 +86,42 @@ def test_many_waiting_viewers_are_woken_by_one_publish() -> None:
         results = await asyncio.gather(*viewers)
         assert {r.sequence for r in results if r} == {1}
         assert len(channel._wakes) == 0  # nothing is left behind per viewer
+
+    asyncio.run(scenario())
+
+
+def test_a_viewer_leaving_does_not_disturb_the_others_waiting() -> None:
+    channel = Channel()
+
+    async def scenario() -> None:
+        viewers = [asyncio.create_task(channel.next(0, timeout=5)) for _ in range(10)]
+        await asyncio.sleep(0.05)
+        viewers[3].cancel()  # asyncio cancels the future it waits on: the shared one
+        await asyncio.sleep(0.05)
+        assert not any(v.done() for i, v in enumerate(viewers) if i != 3)
+        channel.publish(frame(1))
+        results = await asyncio.gather(*viewers, return_exceptions=True)
+        assert isinstance(results[3], asyncio.CancelledError)
+        assert [r.sequence for i, r in enumerate(results) if i != 3] == [1] * 9
+
+    asyncio.run(scenario())
+
+
+def test_waiting_viewers_time_out_together_then_wait_again() -> None:
+    channel = Channel()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        early = [asyncio.create_task(channel.next(0, timeout=0.1)) for _ in range(3)]
+        late = asyncio.create_task(channel.next(0, timeout=5))
+        assert await asyncio.gather(*early) == [None] * 3
+        assert loop.time() - started < 0.1 + 2 * TICK
+        assert not late.done()  # woken with the others, it found its own time not up
+        channel.publish(frame(1))
+        got = await late
+        assert got is not None
+        assert got.sequence == 1
 
     asyncio.run(scenario())
 
