@@ -97,11 +97,11 @@ class _ViewResponse(Response):
     """Sends a view's parts, and closes the view however the response ends: the policy
     ended it, the client left (seen on `receive`), or the server is stopping.
 
-    The parts are sent from a task of their own, started here. A task that waits for each
-    frame where the route runs would be woken through every layer of the application's
-    middleware and routing (some twenty coroutines deep) for every frame and every viewer;
-    from its own shallow task a wake-up costs a few. At a thousand viewers that was a
-    third of the event loop's time."""
+    The parts are sent by a plain loop in a task of its own, started here, while the
+    route's task waits for it or for the client to leave, whichever comes first. Waking
+    that shallow task for each frame does not resume the twenty-odd coroutines of the
+    middleware and routing stack, as StreamingResponse's did (a small saving: about
+    0.7 µs a frame and viewer, one or two percent of the event loop at 1,000 viewers)."""
 
     media_type = MEDIA_TYPE
 
