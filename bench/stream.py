@@ -1,13 +1,18 @@
 """Benchmark: one 640x480 camera at 10 fps, through the whole portal, to N viewers.
 
-    python bench/stream.py --viewers 1000      # about three minutes
+    python bench/stream.py --viewers 1000      # about four minutes (five with motion)
     python bench/stream.py --quick             # 50 viewers, under a minute
 
 Prints one JSON line: `viewers`, `fps_p5` (5th percentile of the frame rate each viewer
 received), `latency_p50_ms` (capture to delivery, from the `X-Captured-At` part header
 the pipeline writes, on one machine's clock), `server_cpu_pct` (the server process, 100 =
-one core), `motion_fps_p5` (meant for Debian's `motion` relaying the same mock camera to
-the same load; not written yet, so null), and a few more figures.
+one core; `server_loop_cpu_pct` its event loop's thread alone), `client_cpu_pct` (all
+load processes; `client_process_cpu_max_pct` the busiest one, which must stay well under
+100 for the client not to be the bottleneck), `published_fps` (the distinct frames the
+viewers saw: below 10, the capture fell behind; above the viewers' rate, they skipped),
+`motion_fps_p5` (the same load against Debian's `motion` relaying the same mock camera;
+null when motion is not installed or with `--no-motion`) with `motion_cpu_pct` and
+`motion_refused`, and the machine's load average before and after.
 
 The server is `moulin serve` on SQLite in its own process, so every stream goes through
 the session, the signed URL the camera page gives, the access policy (at open and every
@@ -44,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
 import mjpeg_load  # noqa: E402
+import motion_relay  # noqa: E402
+from mjpeg_load import Login  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from firmware_mocks.ip_camera import IPCamera  # noqa: E402
@@ -66,9 +73,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-Login = tuple[str, str | None, str | None]  # e-mail, password or None, session cookie or None
 
 
 def seed(url: str, camera_url: str, viewers: int, settings: Settings) -> list[Login]:
@@ -101,7 +105,7 @@ def seed(url: str, camera_url: str, viewers: int, settings: Settings) -> list[Lo
             session.add(CameraConsent(classroom_id=room.id or 0, user_id=user.id or 0,
                                       capacity="guardian", document_ref="bench", given_at=now,
                                       recorded_by_user_id=users[0].id or 0))
-        logins: list[tuple[str, str | None, str | None]] = []
+        logins: list[Login] = []
         for index, user in enumerate(users):
             if index < HTTP_LOGINS:
                 logins.append((user.email, PASSWORD, None))
@@ -114,8 +118,10 @@ def seed(url: str, camera_url: str, viewers: int, settings: Settings) -> list[Lo
     return logins
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU time of a process (or of one of its threads) so far."""
+    stat = Path(f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -136,10 +142,12 @@ def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[
         time.sleep(0.2)
 
 
-def load(base: str, logins: list[tuple[str, str | None, str | None]], processes: int,
-         seconds: float, server_pid: int | None) -> dict[str, Any]:
-    """Run the viewers in `processes` processes; measure for `seconds` once all are in."""
-    ready, start, results = mp.Semaphore(0), mp.Event(), mp.Queue()
+def load(base: str, logins: list[Login | None], processes: int, seconds: float,
+         server_pid: int) -> dict[str, Any]:
+    """Run the viewers in `processes` processes; measure for `seconds` once all are in.
+    The server's main thread is its event loop (uvicorn's)."""
+    ready, start = mp.Semaphore(0), mp.Event()
+    results: mp.Queue[dict[str, Any]] = mp.Queue()
     slices = [logins[i::processes] for i in range(processes)]
     workers = [mp.Process(target=mjpeg_load.worker, args=(base, part, ready, start, seconds,
                                                           results), daemon=True)
@@ -150,11 +158,11 @@ def load(base: str, logins: list[tuple[str, str | None, str | None]], processes:
         if not ready.acquire(timeout=900):
             raise RuntimeError("viewers did not all connect")
     time.sleep(3)  # warm-up: let every stream reach steady state
-    cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
+    cpu0, loop0 = cpu_seconds(server_pid), cpu_seconds(server_pid, server_pid)
     start.set()
     logger.info("measuring for %ss", seconds)
     time.sleep(seconds)
-    cpu = (cpu_seconds(server_pid) - cpu0) if server_pid else 0.0
+    cpu, loop = cpu_seconds(server_pid) - cpu0, cpu_seconds(server_pid, server_pid) - loop0
     parts = [results.get(timeout=120) for _ in workers]
     errors = [p["error"] for p in parts if "error" in p]
     if errors:
@@ -169,54 +177,75 @@ def load(base: str, logins: list[tuple[str, str | None, str | None]], processes:
         "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1) if lat else None,
         "latency_p95_ms": round(1000 * lat[len(lat) * 19 // 20], 1) if lat else None,
         "server_cpu_pct": round(100 * cpu / seconds, 1),
+        "server_loop_cpu_pct": round(100 * loop / seconds, 1),
         "client_cpu_pct": round(100 * sum(p["cpu_seconds"] for p in parts) / seconds, 1),
+        "client_process_cpu_max_pct": round(100 * max(p["cpu_seconds"] for p in parts)
+                                            / seconds, 1),
+        "published_fps": round(len(set().union(*(p["seen"] for p in parts))) / seconds, 2),
         "refused": sum(s != 200 for p in parts for s in p["statuses"]),
     }
+
+
+def measure_moulin(tmp: str, camera: IPCamera, viewers: int, processes: int,
+                   seconds: float) -> dict[str, Any]:
+    url = f"sqlite:///{tmp}/bench.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOULIN_")}
+    env.update(MOULIN_DATA_DIR=tmp, MOULIN_DATABASE_URL=url, MOULIN_SECRET_KEY=SECRET,
+               MOULIN_ENVIRONMENT="development",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+    settings = Settings(data_dir=Path(tmp), database_url=url, secret_key=SECRET)
+    logger.info("seeding %s viewers", viewers)
+    logins: list[Login | None] = list(seed(url, camera.url, viewers, settings))
+    port = free_port()
+    server = start_server(env, port, Path(tmp) / "server.log")
+    try:
+        logger.info("server up; connecting %s viewers from %s processes", viewers, processes)
+        return load(f"http://127.0.0.1:{port}", logins, processes, seconds, server.pid)
+    except BaseException:
+        kept = Path(tempfile.gettempdir()) / "moulin-bench-server.log"
+        shutil.copy(Path(tmp) / "server.log", kept)
+        raise
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def measure_motion(tmp: str, camera: IPCamera, viewers: int, processes: int,
+                   seconds: float) -> dict[str, Any]:
+    """The same load against Debian's motion relaying the same camera (no login there)."""
+    with motion_relay.relaying(camera.url, Path(tmp) / "motion") as (url, pid):
+        logger.info("motion up; connecting %s viewers from %s processes", viewers, processes)
+        got = load(url, [None] * viewers, processes, seconds, pid)
+    return {"motion_fps_p5": got["fps_p5"], "motion_fps_mean": got["fps_mean"],
+            "motion_cpu_pct": got["server_cpu_pct"], "motion_refused": got["refused"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--viewers", type=int, default=1000)
-    parser.add_argument("--quick", action="store_true", help="50 viewers, 15 s: < 1 minute")
+    parser.add_argument("--quick", action="store_true", help="50 viewers, 10 s: < 1 minute")
     parser.add_argument("--seconds", type=float, default=30.0, help="measuring window")
     parser.add_argument("--processes", type=int, default=max(2, os.cpu_count() or 2))
+    parser.add_argument("--no-motion", action="store_true", help="skip the run against motion")
     args = parser.parse_args()
-    viewers, seconds = (50, 15.0) if args.quick else (args.viewers, args.seconds)
+    viewers, seconds = (50, 10.0) if args.quick else (args.viewers, args.seconds)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="moulin-bench-") as tmp, \
             IPCamera(width=640, height=480, fps=10) as camera:
-        url = f"sqlite:///{tmp}/bench.db"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MOULIN_")}
-        env.update(MOULIN_DATA_DIR=tmp, MOULIN_DATABASE_URL=url, MOULIN_SECRET_KEY=SECRET,
-                   MOULIN_ENVIRONMENT="development", PYTHONPATH=str(ROOT))
-        settings = Settings(data_dir=Path(tmp), database_url=url, secret_key=SECRET)
-        logger.info("seeding %s viewers", viewers)
-        logins = seed(url, camera.url, viewers, settings)
-        port = free_port()
-        server = start_server(env, port, Path(tmp) / "server.log")
-        try:
-            logger.info("server up; connecting %s viewers from %s processes", viewers,
-                        args.processes)
-            result = load(f"http://127.0.0.1:{port}", logins, args.processes, seconds, server.pid)
-        except BaseException:
-            kept = Path(tempfile.gettempdir()) / "moulin-bench-server.log"
-            shutil.copy(Path(tmp) / "server.log", kept)
-            raise
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-        result["motion_fps_p5"] = motion_fps_p5(camera.url, viewers, args.processes, seconds)
-    result.update(seconds=seconds, processes=args.processes, nproc=os.cpu_count())
+        result = measure_moulin(tmp, camera, viewers, args.processes, seconds)
+        result["motion_fps_p5"] = None
+        if args.no_motion:
+            pass
+        elif not motion_relay.installed():
+            logger.warning("motion is not installed, so motion_fps_p5 is null: %s",
+                           motion_relay.INSTALL_HINT)
+        else:
+            result.update(measure_motion(tmp, camera, viewers, args.processes, seconds))
+    result.update(seconds=seconds, processes=args.processes, nproc=os.cpu_count(),
+                  load_before=round(load_before, 2), load_after=round(os.getloadavg()[0], 2))
     print(json.dumps(result))
-
-
-def motion_fps_p5(camera_url: str, viewers: int, processes: int, seconds: float) -> float | None:
-    """The same load against Debian's `motion` relaying the camera: not written yet (it was
-    not installed where this bench was first run), so always null for now."""
-    if shutil.which("motion") is not None:
-        logger.warning("motion is installed, but the comparison with it is not written yet")
-    return None
 
 
 if __name__ == "__main__":

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import gc
-
 from fastapi import FastAPI
 
+from moulin.gc_tuning import tune_for_serving
 from parent_portal.app import create_app
 from school import logs
 from school.settings import Settings
@@ -15,11 +14,8 @@ def app() -> FastAPI:
     settings = Settings()
     if not logs.configured():  # a worker process of `moulin serve --workers N`
         logs.configure(settings.log_format)
-    application = create_app(settings)
-    # Everything built so far (modules, the app, SQLAlchemy's mappers) lives as long as the
-    # process: keep it out of the cyclic collector, whose full passes over it otherwise
-    # stall every request for 60-130 ms (measured with bench/till.py; see
-    # docs/benchmarks.md).
-    gc.collect()
-    gc.freeze()
-    return application
+    built = create_app(settings)
+    # What exists now lives as long as the process: out of the cyclic collector's sight,
+    # whose full passes otherwise stall every request (moulin.gc_tuning).
+    tune_for_serving()
+    return built

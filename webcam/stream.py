@@ -1,7 +1,7 @@
 """What one viewer receives: an MJPEG body (`mjpeg_stream`) or a single JPEG (`snapshot`).
 
 Framework-light on purpose: a web route wraps `mjpeg_stream` in its streaming response
-with `MEDIA_TYPE`. The policy callback is asked when the stream opens and again every
+with `MEDIA_TYPE`. The policy callback is asked when the stream opens and again at least every
 `recheck` seconds (and before any live frame once that time has passed, however slowly
 the viewer reads); a refusal that a card explains (paused, outside broadcast hours, a
 closed day) swaps the video for that card, any other ends the stream with the 'stream
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import MappingProxyType
 
@@ -20,7 +21,7 @@ from school.clock import Clock, utcnow
 from webcam.errors import AccessRefused
 from webcam.hub import Channel
 from webcam.pipeline import BOUNDARY, FrameKind, Pipeline
-from webcam.policy import Decision, Reason
+from webcam.policy import ALLOWED, Decision, Reason
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +60,13 @@ async def mjpeg_stream(
     with channel.viewer():
         last = 0
         next_check = loop.time()
-        decision = await ask(check)
+        decision = ALLOWED  # replaced by the first check, made before anything is sent
         while True:
             if loop.time() >= next_check:
                 decision = await ask(check)
-                next_check = loop.time() + recheck
+                # On a grid shared by every viewer, so that a camera whose frames stop
+                # wakes its viewers for their checks together (see `webcam.hub`).
+                next_check = (math.floor(loop.time() / recheck) + 1) * recheck
             if not decision.allowed:
                 card = CARD_FOR_REASON.get(decision.reason)
                 if card is None:
@@ -75,7 +78,7 @@ async def mjpeg_stream(
                 last = 0  # frames missed under a card were not dropped: count from the next
                 await asyncio.sleep(max(0.0, next_check - loop.time()))
                 continue
-            got = await channel.next(last, timeout=next_check - loop.time())
+            got = await channel.next(last, next_check - loop.time(), loop=loop)
             if got is not None:
                 channel.dropped += got.sequence - last - 1 if last else 0
                 last = got.sequence

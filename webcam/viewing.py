@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,29 +87,24 @@ async def open_stream(runtime: CameraRuntime, camera_id: int, grant: Grant) -> V
 
 
 class ViewStream:
-    """The MJPEG body of one view. Whoever serves it must `aclose` it when done, even if
-    it never started: that completes the viewing log and stops counting the viewer."""
+    """The MJPEG body of one view: send `parts` in order; call `ended` if they run out (the
+    policy ended the view). Whoever serves it must `aclose` it when done, even if it never
+    started: that completes the viewing log and stops counting the viewer."""
 
     def __init__(self, runtime: CameraRuntime, camera_id: int, opened: _Opened) -> None:
         self._runtime = runtime
         self._camera_id = camera_id
         self._opened = opened
-        self._stream = runtime.service.stream(camera_id, opened.check)
+        self.parts: AsyncIterator[bytes] = runtime.service.stream(camera_id, opened.check)
         self._finished = False
 
-    def __aiter__(self) -> ViewStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self._stream.__anext__()
-        except StopAsyncIteration:
-            self._finish(self._opened.check.last.reason.value)  # the policy ended it
-            raise
+    def ended(self) -> None:
+        """The parts ran out: the policy ended the view, for the reason it gave last."""
+        self._finish(self._opened.check.last.reason.value)
 
     async def aclose(self) -> None:
         try:
-            await self._stream.aclose()  # type: ignore[attr-defined]
+            await self.parts.aclose()  # type: ignore[attr-defined]
         finally:
             self._finish("closed")
 

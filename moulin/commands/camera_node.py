@@ -10,6 +10,7 @@ import uvicorn
 from sqlmodel import Session
 
 from moulin import context
+from moulin.gc_tuning import tune_for_serving
 from school import logs
 from school.db import make_engine
 from school.devices import device_for_token
@@ -65,5 +66,6 @@ def camera_node(
     logs.set_process_fields(device=f"camera_node:{device.id}")
     context.console.print(f"Camera node {device.name!r} serving cameras {ids} on "
                           f"http://{host}:{port}/", highlight=False)
+    tune_for_serving()
     uvicorn.run(app, host=host, port=port, log_level="info", log_config=None,
                 timeout_graceful_shutdown=3)
