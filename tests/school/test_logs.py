@@ -59,10 +59,11 @@ def test_stream_tokens_and_bearer_tokens_are_redacted(
 ) -> None:
     # As `moulin serve` leaves uvicorn's access log: through the root logger (a server
     # started by an earlier test may have given it handlers of its own).
-    access = logging.getLogger("uvicorn.access")
-    for name, value in (("handlers", []), ("propagate", True), ("disabled", False),
-                        ("level", logging.NOTSET)):
-        monkeypatch.setattr(access, name, value)
+    for logger_name in ("uvicorn", "uvicorn.access"):
+        logger = logging.getLogger(logger_name)
+        for name, value in (("handlers", []), ("propagate", True), ("disabled", False),
+                            ("level", logging.NOTSET)):
+            monkeypatch.setattr(logger, name, value)
     captured = json_logs(capsys)
     secret = "eyJ1IjozfQ.c2lnbmF0dXJl"
     logging.getLogger("uvicorn.access").info(
