@@ -12,7 +12,8 @@ load processes; `client_process_cpu_max_pct` the busiest one, which must stay we
 viewers saw: below 10, the capture fell behind; above the viewers' rate, they skipped),
 `motion_fps_p5` (the same load against Debian's `motion` relaying the same mock camera;
 null when motion is not installed or with `--no-motion`) with `motion_cpu_pct` and
-`motion_refused`, and the machine's load average before and after.
+`motion_refused`, and the machine's 1-minute load average as each window opened
+(`load_avg`, `motion_load_avg`: motion runs a thread per viewer, which shows there).
 
 The server is `moulin serve` on SQLite in its own process, so every stream goes through
 the session, the signed URL the camera page gives, the access policy (at open and every
@@ -159,6 +160,7 @@ def load(base: str, logins: list[Login | None], processes: int, seconds: float,
             raise RuntimeError("viewers did not all connect")
     time.sleep(3)  # warm-up: let every stream reach steady state
     cpu0, loop0 = cpu_seconds(server_pid), cpu_seconds(server_pid, server_pid)
+    load_avg = os.getloadavg()[0]  # other people's work on the machine, and the warm-up's
     start.set()
     logger.info("measuring for %ss", seconds)
     time.sleep(seconds)
@@ -183,6 +185,7 @@ def load(base: str, logins: list[Login | None], processes: int, seconds: float,
                                             / seconds, 1),
         "published_fps": round(len(set().union(*(p["seen"] for p in parts))) / seconds, 2),
         "refused": sum(s != 200 for p in parts for s in p["statuses"]),
+        "load_avg": round(load_avg, 2),
     }
 
 
@@ -217,7 +220,8 @@ def measure_motion(tmp: str, camera: IPCamera, viewers: int, processes: int,
         logger.info("motion up; connecting %s viewers from %s processes", viewers, processes)
         got = load(url, [None] * viewers, processes, seconds, pid)
     return {"motion_fps_p5": got["fps_p5"], "motion_fps_mean": got["fps_mean"],
-            "motion_cpu_pct": got["server_cpu_pct"], "motion_refused": got["refused"]}
+            "motion_cpu_pct": got["server_cpu_pct"], "motion_refused": got["refused"],
+            "motion_load_avg": got["load_avg"]}
 
 
 def main() -> None:
@@ -231,7 +235,6 @@ def main() -> None:
     viewers, seconds = (50, 10.0) if args.quick else (args.viewers, args.seconds)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="moulin-bench-") as tmp, \
             IPCamera(width=640, height=480, fps=10) as camera:
         result = measure_moulin(tmp, camera, viewers, args.processes, seconds)
@@ -243,8 +246,7 @@ def main() -> None:
                            motion_relay.INSTALL_HINT)
         else:
             result.update(measure_motion(tmp, camera, viewers, args.processes, seconds))
-    result.update(seconds=seconds, processes=args.processes, nproc=os.cpu_count(),
-                  load_before=round(load_before, 2), load_after=round(os.getloadavg()[0], 2))
+    result.update(seconds=seconds, processes=args.processes, nproc=os.cpu_count())
     print(json.dumps(result))
 
 
