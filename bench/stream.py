@@ -1,6 +1,6 @@
 """Benchmark: one 640x480 camera at 10 fps, through the whole portal, to N viewers.
 
-    python bench/stream.py --viewers 1000      # about four minutes (five with motion)
+    python bench/stream.py --viewers 1000      # about three minutes, motion's run included
     python bench/stream.py --quick             # 50 viewers, under a minute
 
 Prints one JSON line: `viewers`, `fps_p5` (5th percentile of the frame rate each viewer

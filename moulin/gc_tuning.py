@@ -15,8 +15,8 @@ collector's sight, so that a full collection, when one comes, walks 225,000 obje
 rather than 390,000 at 1,000 viewers; and the young generation is collected after
 10,000 new objects rather than 700, so that promotions, and with them full collections,
 are some fifteen times rarer (none in a thirty-second window at 1,000 viewers, against
-six). Reference counting still frees
-almost everything at once; only cycles wait for a collection.
+six). Reference counting still frees almost everything at once; only cycles wait for
+a collection.
 """
 
 from __future__ import annotations
