@@ -83,12 +83,19 @@ class GroupCommitter:
         Cancelling it before the writer takes it up means it is never run."""
         item: _Item[T] = _Item(work)
         with self._start:  # not while close() resets the writer
-            if self._stopping.is_set():
-                raise RuntimeError("the writer is stopped")
-            if not self._threads:
-                self._start_threads()
+            self._start_threads()
             self._queue.put(item)
         return item.future
+
+    def start(self) -> None:
+        """Start the threads now and open the writer's connection, rather than with the
+        first write (which would then wait for both)."""
+        with self._start:
+            self._start_threads()
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
 
     def stop(self) -> None:
         """Finish the queued writes, then stop (without waiting: callable from anywhere)."""
@@ -111,6 +118,10 @@ class GroupCommitter:
                 self._wrote.clear()
 
     def _start_threads(self) -> None:
+        if self._stopping.is_set():
+            raise RuntimeError("the writer is stopped")
+        if self._threads:
+            return
         for role, target in (("", self._run), ("-checkpoint", self._checkpoints)):
             thread = threading.Thread(target=target, name=self._name + role, daemon=True)
             thread.start()
@@ -120,6 +131,10 @@ class GroupCommitter:
 
     def _run(self) -> None:
         try:
+            try:
+                self._connection()
+            except Exception:  # the first batch tries again and reports it to its callers
+                logger.warning("the writer could not open its connection", exc_info=True)
             while True:
                 first = self._queue.get()
                 if first is _STOP:
@@ -182,13 +197,17 @@ class GroupCommitter:
 
     @staticmethod
     def _apply(conn: Connection, item: _Item[Any]) -> tuple[bool, Any]:
-        savepoint = conn.begin_nested()
+        # In plain SQL: SQLAlchemy builds its savepoint statements anew each time, which
+        # cost the writer more than some of a tap's own statements.
+        conn.exec_driver_sql("SAVEPOINT work")
         try:
             result = item.work(conn)
         except Exception as exc:
-            savepoint.rollback()  # if this fails too, the whole batch is retried alone
+            # If these fail too, the whole batch is retried, each work alone.
+            conn.exec_driver_sql("ROLLBACK TO work")
+            conn.exec_driver_sql("RELEASE work")
             return False, exc
-        savepoint.commit()
+        conn.exec_driver_sql("RELEASE work")
         return True, result
 
     def _connection(self) -> Connection:

@@ -39,6 +39,7 @@ from cardpay.sun import Keyring, SunMessage
 from cardpay.tap_decision import Identity, TapInput, TapRequest, decide_tap
 from cardpay.verdicts import Verdict, verdict_of
 from school.clock import Clock, utcnow
+from school.models import School
 
 __all__ = ["TapRequest", "Till", "TillDevice"]
 
@@ -81,6 +82,18 @@ class Till:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+    def warm_up(self) -> int:
+        """Start the writer and read every school's canteen, so that the first taps after
+        a start wait for neither; the number of schools read."""
+        if self._writer is not None:
+            self._writer.start()
+        with Session(self._engine) as session:
+            school_ids = session.exec(select(School.id)).all()
+        for school_id in school_ids:
+            assert school_id is not None
+            self._canteens.get(school_id)
+        return len(school_ids)
 
     def tap(self, device: TillDevice, request: TapRequest) -> Verdict:
         """The verdict for `request`, once the tap is durably recorded."""

@@ -3,13 +3,16 @@ the payment webhook endpoint, and the outbox worker that sends e-mails."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from cardpay import api as till_api
 from cardpay.outbox import OutboxWorker, SmtpConfig
@@ -53,11 +56,14 @@ from parent_portal.routes import (
     welcome,
 )
 from parent_portal.totp_gate import enrolment_gate
+from parent_portal.warmup import build_routes
 from school.clock import Clock, utcnow
 from school.db import make_engine
 from school.logs import RequestIds
 from school.settings import Settings
 from webcam.runtime import CameraRuntime, SourceOpener
+
+logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 STRIPE_CHECKOUT = "https://checkout.stripe.com"
@@ -77,7 +83,12 @@ def smtp_config(settings: Settings) -> SmtpConfig | None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """While the server runs: capture the cameras no node owns, and send queued e-mails
-    from a background thread."""
+    from a background thread. The first request's work is done before it (warmup)."""
+    await build_routes(app)
+    try:
+        await anyio.to_thread.run_sync(app.state.till.warm_up)
+    except SQLAlchemyError as exc:  # /healthz says so; the first taps will try again
+        logger.warning("the till could not read the canteens at start-up: %s", exc)
     cameras: CameraRuntime = app.state.cameras
     cameras.start()
     config = smtp_config(app.state.settings)
@@ -135,13 +146,15 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Outside the CSRF dependency: webhooks authenticate by signature (see webhooks.py).
     app.mount("/payments/webhook", webhooks.webhook_app(app))
+    # The till API first: each request is matched against the routers in this order, and
+    # taps are most of the requests a busy server gets.
+    app.include_router(till_api.router)
     for module in (health, auth, login_totp, password_reset, welcome, account, account_totp,
                    account_sessions, family_export, parent, parent_money, payments, staff,
                    staff_money, staff_reports, staff_health, leaving, gdpr_register, till, enrol,
                    demo, cameras, camera_staff, camera_rules, admin_users, admin_devices,
                    admin_settings, admin_audit):
         app.include_router(module.router)
-    app.include_router(till_api.router)
     for module in (photos, pupil_import):
         app.include_router(module.router)
     return app

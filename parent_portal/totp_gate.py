@@ -7,6 +7,7 @@ Checked by an app-wide dependency, like CSRF, so that a page added later is cove
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import Request
 from sqlmodel import Session
 
@@ -36,15 +37,21 @@ def totp_required_for(session: Session, user: User, settings: Settings) -> bool:
                                                                     TOTP_ROLES))
 
 
-def enrolment_gate(request: Request) -> None:
-    """Refuse every page but the open ones to a user who must enrol first. A plain `def`:
-    FastAPI runs it in a worker thread, so its database reads never block the loop."""
+async def enrolment_gate(request: Request) -> None:
+    """Refuse every page but the open ones to a user who must enrol first. The device
+    API, the open pages and a server without the rule pass on the event loop, with no
+    thread to wait for (a till's tap comes through here); the rest reads the database
+    in a worker thread."""
     path = request.url.path
     if path.startswith(API_PREFIX) or path.startswith(OPEN_PATHS):
         return
-    settings = get_settings(request)
-    if not settings.require_totp_for_staff:
+    if not get_settings(request).require_totp_for_staff:
         return
+    await anyio.to_thread.run_sync(_check_enrolled, request)
+
+
+def _check_enrolled(request: Request) -> None:
+    settings = get_settings(request)
     signed_in = signed_in_for(request)
     if signed_in is None or signed_in.user.totp_enabled_at is not None:
         return
