@@ -33,7 +33,7 @@ from cardpay.errors import TapConflictError
 from cardpay.ledger_rows import AccountIds, ledger_request, write
 from cardpay.models import CardKind, CardStatus, Tap, TransactionKind
 from cardpay.rules import Decision, PupilState, Reason, decide, school_day
-from cardpay.tap_rows import CardState, PupilRow, TapRecord
+from cardpay.tap_rows import CardState, PupilRow, RecordedTap, TapRecord
 from cardpay.verdicts import Verdict, make_verdict, verdict_of
 from school import audit
 from school.clock import utcnow
@@ -86,12 +86,11 @@ class TapInput:
 
 def decide_tap(conn: Connection, tap: TapInput) -> Verdict:
     """Record `tap` with its verdict, post its meal if it has one; never commits."""
-    found = tap_rows.find_tap(conn, tap.request.tap_id)
+    found = tap_rows.recorded_tap(conn, tap.request.tap_id)
     if found is not None:
         if found.device_id != tap.device_id:
             raise TapConflictError("this tap id was already sent by another till")
-        with _orm(conn) as session:
-            return verdict_of(session, session.get_one(Tap, found.id))
+        return _answer_again(conn, tap, found)
     record, identity = _new_record(tap), tap.identity
     if identity.uid is None:
         return _refuse(conn, tap, record, None, identity.refusal or Reason.UNKNOWN_CARD)
@@ -116,7 +115,7 @@ def decide_tap(conn: Connection, tap: TapInput) -> Verdict:
     if state.status is not CardStatus.ACTIVE:
         return _refuse(conn, tap, record, state.pupil, Reason(f"card_{state.status.value}"))
     if state.retap_of is not None:
-        return _repeat(conn, record, state.retap_of)
+        return _repeat(conn, tap, record, state)
     return _charge(conn, tap, record, state)
 
 
@@ -238,21 +237,38 @@ def _refuse(conn: Connection, tap: TapInput, record: TapRecord, pupil: PupilRow 
     return verdict
 
 
-def _repeat(conn: Connection, record: TapRecord, first_id: int) -> Verdict:
-    with _orm(conn) as session:
-        first = session.get_one(Tap, first_id)
-        record.repeat_of_id = first_id
-        record.accepted, record.reason = first.accepted, first.reason
-        record.balance_after_cents = first.balance_after_cents
-        verdict = verdict_of(session, Tap(**vars(record)))
+def _answer_again(conn: Connection, tap: TapInput, found: RecordedTap) -> Verdict:
+    """The verdict a till is sent again when it retries a recorded tap."""
+    reason = Reason(found.reason or "unknown_card")
+    if reason is Reason.ALREADY_EATEN:  # says when the first meal was: rare, by the ORM
+        with _orm(conn) as session:
+            return verdict_of(session, session.get_one(Tap, found.id))
+    return make_verdict(found, found, tap.canteen.facts, found.pupil, _room(tap, found.pupil),
+                        Decision(accepted=found.accepted, reason=reason))
+
+
+def _repeat(conn: Connection, tap: TapInput, record: TapRecord, state: CardState) -> Verdict:
+    """A re-tap of the same card within seconds: recorded, and the first verdict again."""
+    assert state.retap_of is not None
+    first = tap_rows.recorded_row(conn, state.retap_of)
+    record.repeat_of_id = first.id
+    record.accepted, record.reason = first.accepted, first.reason
+    record.balance_after_cents = first.balance_after_cents
+    decision = Decision(accepted=first.accepted, reason=Reason(first.reason or "unknown_card"),
+                        first_meal_at=state.first_meal_at)
+    verdict = make_verdict(record, first, tap.canteen.facts, state.pupil,
+                           _room(tap, state.pupil), decision)
     tap_rows.insert_tap(conn, record)
     return verdict
 
 
 def _verdict(tap: TapInput, record: TapRecord, pupil: PupilRow | None,
              decision: Decision) -> Verdict:
-    room = tap.canteen.rooms.get(pupil.classroom_id or 0, "") if pupil else ""
-    return make_verdict(record, record, tap.canteen.facts, pupil, room, decision)
+    return make_verdict(record, record, tap.canteen.facts, pupil, _room(tap, pupil), decision)
+
+
+def _room(tap: TapInput, pupil: PupilRow | None) -> str:
+    return tap.canteen.rooms.get(pupil.classroom_id or 0, "") if pupil else ""
 
 
 def _audit_alert(conn: Connection, tap: TapRecord) -> None:
@@ -272,8 +288,9 @@ def _audit_alert(conn: Connection, tap: TapRecord) -> None:
 
 @contextmanager
 def _orm(conn: Connection) -> Iterator[Session]:
-    """An ORM session inside the tap's transaction, for the rare paths (a retry, a
-    re-tap, an alert): its own savepoint, released on success."""
+    """An ORM session inside the tap's transaction, for the rare paths (a pupil's first
+    tap, a retry of a 'second meal' refusal, an alert): its own savepoint, released on
+    success."""
     session = Session(bind=conn, join_transaction_mode="create_savepoint",
                       expire_on_commit=False)
     try:

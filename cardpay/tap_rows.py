@@ -33,7 +33,26 @@ _SCHOOL_ALERTS = SchoolAlertSettings.__table__  # type: ignore[attr-defined]
 _ALERT = LowBalanceAlert.__table__  # type: ignore[attr-defined]
 _EARLIER = _TAP.alias("earlier")
 
-_FIND_TAP = select(_TAP.c.id, _TAP.c.device_id).where(_TAP.c.tap_id == bindparam("tap_id"))
+_FIRST = _TAP.alias("first")
+_PUPIL_ROW = (
+    _PUPIL.c.id, _PUPIL.c.school_id, _PUPIL.c.first_name, _PUPIL.c.last_name,
+    _PUPIL.c.classroom_id, _PUPIL.c.tariff_band, _PUPIL.c.photo_path, _PUPIL.c.allergies,
+    _PUPIL.c.diet_notes,
+)
+# A recorded tap with the decision it carries: its own, or that of the tap it repeats.
+_RECORDED = (
+    select(
+        _TAP.c.id, _TAP.c.device_id, _TAP.c.tap_id, _TAP.c.read_at, _TAP.c.repeat_of_id,
+        _FIRST.c.accepted, _FIRST.c.reason, _FIRST.c.price_cents,
+        _FIRST.c.balance_after_cents, _FIRST.c.decided_offline, _FIRST.c.alert,
+        *_PUPIL_ROW,
+    )
+    .select_from(_TAP)
+    .join(_FIRST, _FIRST.c.id == func.coalesce(_TAP.c.repeat_of_id, _TAP.c.id))
+    .outerjoin(_PUPIL, _PUPIL.c.id == _FIRST.c.pupil_id)
+)
+_RECORDED_BY_TAP_ID = _RECORDED.where(_TAP.c.tap_id == bindparam("tap_id"))
+_RECORDED_BY_ID = _RECORDED.where(_TAP.c.id == bindparam("id"))
 
 # The pupil's meals on the tap's school day (what one-meal-a-day and the limit look at).
 _EATEN_TODAY = (
@@ -75,11 +94,7 @@ _OPEN_ALERT = exists().where(
 )
 _CARD_STATE = (
     select(
-        _CARD.c.id, _CARD.c.uid, _CARD.c.kind, _CARD.c.status,
-        # In PupilRow's order:
-        _CARD.c.pupil_id, _PUPIL.c.school_id, _PUPIL.c.first_name, _PUPIL.c.last_name,
-        _PUPIL.c.classroom_id, _PUPIL.c.tariff_band, _PUPIL.c.photo_path, _PUPIL.c.allergies,
-        _PUPIL.c.diet_notes,
+        _CARD.c.id, _CARD.c.uid, _CARD.c.kind, _CARD.c.status, *_PUPIL_ROW,
         _ACCOUNT.c.id, _ACCOUNT.c.balance_cents, _ACCOUNT.c.floor_cents,
         _LIMITS.c.daily_limit_cents, _THRESHOLD, _SPENT, _FIRST_MEAL, _RETAP_OF,
         _OPEN_ALERT, _ACCOUNT.c.closed_at.is_not(None),
@@ -148,9 +163,23 @@ class PupilRow:
 
 
 @dataclass(frozen=True)
-class FoundTap:
+class RecordedTap:
+    """A tap already recorded, as its verdict shows it: the decision (`accepted` to
+    `alert`, `pupil`) is that of the tap it repeats, if it is a re-tap. Serves as both
+    the tap and its first in `cardpay.verdicts.make_verdict`."""
+
     id: int
     device_id: int
+    tap_id: str
+    read_at: datetime
+    repeat_of_id: int | None
+    accepted: bool
+    reason: str
+    price_cents: int
+    balance_after_cents: int | None
+    decided_offline: bool
+    alert: str
+    pupil: PupilRow | None
 
 
 @dataclass(frozen=True)
@@ -174,9 +203,23 @@ class CardState:
     account_closed: bool  # the pupil has left (cardpay.leaving)
 
 
-def find_tap(conn: Connection, tap_id: str) -> FoundTap | None:
-    row = conn.execute(_FIND_TAP, {"tap_id": tap_id}).first()
-    return None if row is None else FoundTap(row[0], row[1])
+def recorded_tap(conn: Connection, tap_id: str) -> RecordedTap | None:
+    """The tap recorded under this till tap id, or None."""
+    return _recorded(conn.execute(_RECORDED_BY_TAP_ID, {"tap_id": tap_id}).first())
+
+
+def recorded_row(conn: Connection, row_id: int) -> RecordedTap:
+    """The recorded tap with this row id."""
+    found = _recorded(conn.execute(_RECORDED_BY_ID, {"id": row_id}).first())
+    assert found is not None, f"no tap {row_id}"
+    return found
+
+
+def _recorded(row: Any) -> RecordedTap | None:
+    if row is None:
+        return None
+    pupil = None if row[11] is None else PupilRow(*row[11:])
+    return RecordedTap(*row[:11], pupil)  # type: ignore[call-arg]  # the columns, in order
 
 
 def card_state(

@@ -24,6 +24,7 @@ from cardpay.models import (
 )
 from cardpay.sun import Keyring
 from cardpay.till import TapRequest, Till
+from cardpay.verdicts import verdict_of
 from school.devices import add_device
 from school.models import AuditEvent, ClosedDay, Device, DeviceKind, Pupil
 from tests.cardpay.cardsim import card_tap
@@ -139,6 +140,35 @@ def test_a_retried_tap_gets_its_first_verdict_and_is_charged_once(canteen: Cante
     assert again == first
     assert canteen.meals() == 1
     assert canteen.balance(canteen.lea) == 650
+
+
+def _recorded(canteen: Canteen, tap_id: str):  # type: ignore[no-untyped-def]
+    """The verdict as the cashier's screen reads it back from the database."""
+    with Session(canteen.engine) as s:
+        return verdict_of(s, s.exec(select(Tap).where(Tap.tap_id == tap_id)).one())
+
+
+@pytest.mark.parametrize("kind", ["accepted", "lost card", "unknown card", "re-tap",
+                                  "second meal", "re-tap of a second meal"])
+def test_a_retry_gets_the_verdict_as_recorded(canteen: Canteen, kind: str) -> None:
+    if kind == "lost card":
+        with Session(canteen.engine) as s:
+            cards.mark_lost(session=s, card=cards.find_by_uid(s, UID_CLASSIC))
+            s.commit()
+    if kind in ("re-tap", "second meal", "re-tap of a second meal"):
+        canteen.tap()
+        canteen.clock.advance(seconds=3 if kind == "re-tap" else 1200)
+    if kind == "re-tap of a second meal":
+        canteen.tap()
+        canteen.clock.advance(seconds=3)
+    uid = "0102030405060708" if kind == "unknown card" else UID_CLASSIC
+    first = canteen.tap(uid, tap_id="tap-1")
+    canteen.clock.advance(seconds=30)
+    again = canteen.tap(uid, tap_id="tap-1")
+    assert again == first == _recorded(canteen, "tap-1")
+    assert first.repeat is kind.startswith("re-tap")
+    if "second meal" in kind:
+        assert first.message == "Déjà servi aujourd'hui à 12:00"
 
 
 def test_the_same_card_again_within_seconds_repeats_the_verdict(canteen: Canteen) -> None:
