@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from moulin.gc_tuning import tune_for_serving
+from moulin.tuning import tune_for_serving
 from parent_portal.app import create_app
 from school import logs
 from school.settings import Settings
@@ -16,6 +16,6 @@ def app() -> FastAPI:
         logs.configure(settings.log_format)
     built = create_app(settings)
     # What exists now lives as long as the process: out of the cyclic collector's sight,
-    # whose full passes otherwise stall every request (moulin.gc_tuning).
+    # whose full passes otherwise stall every request (moulin.tuning).
     tune_for_serving()
     return built

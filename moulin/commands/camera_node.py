@@ -10,7 +10,7 @@ import uvicorn
 from sqlmodel import Session
 
 from moulin import context
-from moulin.gc_tuning import tune_for_serving
+from moulin.tuning import tune_for_serving
 from school import logs
 from school.db import make_engine
 from school.devices import device_for_token
