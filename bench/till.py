@@ -368,6 +368,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="moulin-bench-") as tmp:
         cluster = None
         if args.db == "postgres":
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout
             from tests.pg import Cluster
 
             cluster = Cluster()
