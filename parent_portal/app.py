@@ -58,7 +58,7 @@ from parent_portal.routes import (
 from parent_portal.totp_gate import enrolment_gate
 from parent_portal.warmup import build_routes
 from school.clock import Clock, utcnow
-from school.db import make_engine
+from school.db import HeldConnection, make_engine
 from school.logs import RequestIds
 from school.settings import Settings
 from webcam.runtime import CameraRuntime, SourceOpener
@@ -103,6 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             worker.stop()
         cameras.close()
         app.state.till.close()
+        app.state.loop_reads.close()
 
 
 def create_app(
@@ -128,6 +129,7 @@ def create_app(
         settings.effective_database_url
     )
     app.state.clock = clock
+    app.state.loop_reads = HeldConnection(app.state.engine)  # cardpay.api, on SQLite
     app.state.till = Till(engine=app.state.engine,
                           keyring=Keyring(settings.effective_card_master_key()), clock=clock)
     app.state.payment_provider = provider_from_settings(settings)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -67,3 +68,41 @@ def immediate_session(engine: Engine, *, expire_on_commit: bool = True) -> Itera
         engine = engine.execution_options(moulin_sqlite_begin="BEGIN IMMEDIATE")
     with Session(engine, expire_on_commit=expire_on_commit) as session:
         yield session
+
+
+class HeldConnection:
+    """One connection kept for small reads made where a worker thread would cost more
+    than the read (the till API reads a device's token on the event loop, on SQLite): the
+    pool's checkout and return cost about as much as the read itself. Each read ends its
+    transaction at once, so the connection never holds a snapshot that would keep the
+    WAL from being checkpointed."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()  # one read at a time, from whichever thread
+
+    def first(self, statement: Executable,
+              params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._engine.connect()
+            try:
+                row = self._conn.execute(statement, params).first()
+                return None if row is None else tuple(row)
+            except Exception:
+                self._drop()
+                raise
+            finally:
+                if self._conn is not None:
+                    self._conn.rollback()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.invalidate()  # whatever failed, the next read starts afresh
+            conn.close()
