@@ -1,4 +1,5 @@
-"""`moulin school add` and `moulin user add`: set up a school and its staff."""
+"""`moulin school add`, `moulin user add` and `moulin user reset-totp`: set up a school and
+its staff, and let one back in who lost their second factor."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import typer
 from sqlmodel import Session
 
 from moulin import context
-from school import audit
+from parent_portal.credentials import end_pending_logins, end_sessions
+from school import audit, totp
+from school.clock import utcnow
 from school.errors import SchoolError
 from school.models import Role, School
-from school.people import create_user, grant_role
+from school.people import create_user, get_user_by_email, grant_role
 
 school_app = typer.Typer(help="Schools.", no_args_is_help=True)
 user_app = typer.Typer(help="Users: staff and parents.", no_args_is_help=True)
@@ -96,3 +99,29 @@ def user_add(
             context.fail(str(exc))
     roles = ", ".join(r.value for r in role) or "no staff role"
     context.console.print(f"User {added} added ({roles}).", highlight=False)
+
+
+@user_app.command("reset-totp")
+def user_reset_totp(
+    email: str = typer.Argument(..., help="The user's e-mail address."),
+) -> None:
+    """Turn off a user's two-step verification, for one who lost their phone and their
+    recovery codes: the secret and the codes are forgotten and every session of theirs
+    ends. Where the rule requires it, they set it up again at their next sign-in."""
+    with context.database() as eng, Session(eng) as session:
+        user = get_user_by_email(session, email)
+        if user is None or user.id is None:
+            context.fail(f"No user {email}.")
+        if user.totp_secret is None:
+            context.fail(f"{user.email} has no two-step verification to turn off.")
+        now = utcnow()
+        totp.disable(session, user)
+        end_sessions(session=session, user_id=user.id, now=now)
+        end_pending_logins(session=session, user_id=user.id, now=now)
+        audit.record(session, action="user.totp_reset", target_type="user",
+                     target_id=user.id, via="command line")
+        session.commit()
+        reset = user.email
+    context.console.print(
+        f"Two-step verification turned off for {reset}; their sessions have ended.",
+        highlight=False)
