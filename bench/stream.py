@@ -239,12 +239,10 @@ def main() -> None:
             IPCamera(width=640, height=480, fps=10) as camera:
         result = measure_moulin(tmp, camera, viewers, args.processes, seconds)
         result["motion_fps_p5"] = None
-        if args.no_motion:
-            pass
-        elif not motion_relay.installed():
+        if not args.no_motion and not motion_relay.installed():
             logger.warning("motion is not installed, so motion_fps_p5 is null: %s",
                            motion_relay.INSTALL_HINT)
-        else:
+        elif not args.no_motion:
             result.update(measure_motion(tmp, camera, viewers, args.processes, seconds))
     result.update(seconds=seconds, processes=args.processes, nproc=os.cpu_count())
     print(json.dumps(result))
