@@ -15,7 +15,7 @@ nothing more to do. A dry run does the same work and rolls it back.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,14 +34,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class PurgeReport:
+    """How many records each kind of erasure touched; `cardpay` counts the pupils' cards,
+    taps, limits, alerts, e-mails and receipts (cardpay.erasure)."""
+
     pupils: int = 0
     guardians: int = 0
-    cards: int = 0
-    taps: int = 0
-    limits: int = 0
-    alerts: int = 0
-    emails: int = 0
-    receipts: int = 0
+    cardpay: cardpay_erasure.CardpayErased = field(
+        default_factory=cardpay_erasure.CardpayErased)
     photos: int = 0
     web_sessions: int = 0
     login_failures: int = 0
@@ -49,11 +48,16 @@ class PurgeReport:
     camera_consents: int = 0
 
     def counts(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every count by name, flat, in the order above."""
+        counts: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            counts.update(asdict(value) if f.name == "cardpay" else {f.name: value})
+        return counts
 
     @property
     def total(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self))
+        return sum(self.counts().values())
 
 
 def purge(engine: Engine, settings: Settings, *, now: datetime,
@@ -64,7 +68,7 @@ def purge(engine: Engine, settings: Settings, *, now: datetime,
     report = PurgeReport()
     photos: list[str] = []
     with immediate_session(engine) as session:
-        money = cardpay_erasure.CardpayErased()
+        money = report.cardpay
         cutoffs = school_erasure.school_cutoffs(session, now, days)
         for pupil in school_erasure.pupils_past_retention(session, cutoffs):
             photo = school_erasure.anonymise_pupil(session, pupil, now)
@@ -86,8 +90,6 @@ def purge(engine: Engine, settings: Settings, *, now: datetime,
             session, before=now - timedelta(days=settings.camera_view_retention_days),
             user_ids=ids)
         report.camera_consents = webcam_erasure.purge_consents(session, ids)
-        for name, value in asdict(money).items():
-            setattr(report, name, value)
         report.photos = len(photos)
         if dry_run:
             session.rollback()

@@ -103,7 +103,7 @@ def test_a_dry_run_counts_and_changes_nothing(
     assert (settings.data_dir / "photos" / "lea.jpg").exists()
     real = purge(engine, settings, now=LATER)
     assert dry == real
-    assert (real.pupils, real.guardians, real.cards, real.photos) == (2, 1, 2, 1)
+    assert (real.pupils, real.guardians, real.cardpay.cards, real.photos) == (2, 1, 2, 1)
 
 
 def test_pupils_and_former_guardians_are_anonymised_and_the_books_still_add_up(
@@ -112,9 +112,9 @@ def test_pupils_and_former_guardians_are_anonymised_and_the_books_still_add_up(
     books = _books(engine)
     report = purge(engine, settings, now=LATER)
     assert report.pupils == 2  # Léa and Théo left; Jules and Hugo are still at school
-    assert report.taps == 2
-    assert report.limits == 1  # Léa's daily limit
-    assert report.receipts == 1  # the cheque number of Léa's top-up
+    assert report.cardpay.taps == 2
+    assert report.cardpay.limits == 1  # Léa's daily limit
+    assert report.cardpay.receipts == 1  # the cheque number of Léa's top-up
     assert _books(engine) == books
     assert _checked(engine) == []
     with Session(engine) as read:
@@ -205,7 +205,7 @@ def test_the_purge_on_postgresql(pg_url: str, settings: Settings) -> None:
                 today=date(2026, 11, 24))
         books = _books(pg)
         report = purge(pg, settings, now=LATER)
-        assert (report.pupils, report.cards, report.guardians) == (1, 1, 0)
+        assert (report.pupils, report.cardpay.cards, report.guardians) == (1, 1, 0)
         assert _books(pg) == books
         assert _checked(pg) == []
         assert purge(pg, settings, now=LATER).total == 0
