@@ -168,7 +168,10 @@ def test_the_wal_stays_small_through_a_rush_with_readers(tmp_path: Path) -> None
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 3000
     engine.dispose()
-    assert largest < 3 * 1024 * 1024, f"the WAL grew to {largest:,} bytes"  # 3000 writes: 12 MB
+    # A log never started again holds at least a 4 kB frame per commit: 12 MB here (the
+    # checkpoint thread of old: 16-19 MB). Started again, it stays at a few MB: 2-3 MB on
+    # a quiet machine, 6 MB in a full test run, where readers get the CPU less often.
+    assert largest < 9 * 1024 * 1024, f"the WAL grew to {largest:,} bytes"
 
 
 def test_a_tap_record_has_every_column_of_the_tap_table() -> None:
