@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -29,6 +25,7 @@ from school.settings import Settings
 from tests import factories
 from tests.conftest import FakeClock
 from tests.factories import PASSWORD, SmallSchool
+from tests.live import serving
 
 pytestmark = pytest.mark.browser
 
@@ -43,28 +40,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 def live_server(settings: Settings, engine: Engine, clock: FakeClock,
                 small_school: SmallSchool) -> Iterator[str]:
     """The portal under uvicorn on a free local port, in a thread stopped after the test."""
-    app = create_app(settings, engine, clock=clock)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # No websockets or lifespan: nothing here needs them, and importing the websockets
-    # library can warn, which this test run turns into errors.
-    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="off",
-                            http="h11", loop="asyncio", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive(), "server thread died"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serving(create_app(settings, engine, clock=clock)) as base:
+        yield base
 
 
 @pytest.fixture

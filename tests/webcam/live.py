@@ -8,20 +8,19 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import time as clock_time
 from urllib.parse import urlsplit
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from sqlmodel import Session, select
 
 from firmware_mocks.ip_camera import IPCamera
 from school.models import ClassroomStaff, Guardianship
 from tests.factories import PASSWORD, SmallSchool
+from tests.live import serving
 from webcam import admin, consents, schedule
 from webcam.access import required_consents
 from webcam.models import BroadcastSlot, Camera, CameraConsent
@@ -31,28 +30,9 @@ SECRET = "s3cret-Pa55"  # the cameras' password: must never leave the server
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
+def serve(app: FastAPI) -> AbstractContextManager[str]:
     """`app` on a free loopback port, with lifespan, until the block ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="on", http="h11",
-                            loop="asyncio", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive(), "server thread died"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
+    return serving(app, lifespan=True)
 
 
 def login(base: str, email: str) -> httpx.Client:
