@@ -132,31 +132,53 @@ def _email(alert: LowBalanceAlert, pupil: Pupil, school: School, to: User,
                        body=body.format(**values), created_at=now, next_attempt_at=now)
 
 
-def sweep(session: Session, *, clock: Clock = utcnow) -> int:
-    """Raise the alerts a crash left out (a recent debit below the threshold with no open
-    alert) and re-arm those whose balance has recovered; commit; return alerts raised."""
-    now = clock()
-    for alert, balance, pupil in session.exec(
-        select(LowBalanceAlert, Account.balance_cents, Pupil)
-        .join(Account, col(Account.pupil_id) == col(LowBalanceAlert.pupil_id))
-        .join(Pupil, col(Pupil.id) == col(LowBalanceAlert.pupil_id))
-        .where(col(LowBalanceAlert.rearmed_at).is_(None))
-    ).all():
-        if balance >= threshold_for(session, pupil):
-            alert.rearmed_at = now
-            session.add(alert)
+def _left_out(session: Session, now: datetime
+              ) -> tuple[list[LowBalanceAlert], list[tuple[Pupil, int, int]]]:
+    """What a sweep would do: the open alerts whose balance has recovered, and the pupils
+    (with balance and threshold) debited below their threshold lately with no open alert."""
+    recovered = [
+        alert for alert, balance, pupil in session.exec(
+            select(LowBalanceAlert, Account.balance_cents, Pupil)
+            .join(Account, col(Account.pupil_id) == col(LowBalanceAlert.pupil_id))
+            .join(Pupil, col(Pupil.id) == col(LowBalanceAlert.pupil_id))
+            .where(col(LowBalanceAlert.rearmed_at).is_(None))
+        ).all()
+        if balance >= threshold_for(session, pupil)
+    ]
     recent = (select(Posting.account_id)
               .join(LedgerTransaction, col(LedgerTransaction.id) == col(Posting.transaction_id))
               .where(col(Posting.amount_cents) < 0,
                      col(LedgerTransaction.created_at) >= now - SWEEP_LOOKBACK))
-    raised = 0
+    low = []
     for account, pupil in session.exec(
         select(Account, Pupil).join(Pupil, col(Pupil.id) == col(Account.pupil_id))
         .where(col(Account.id).in_(recent.scalar_subquery()))
     ).all():
         threshold = threshold_for(session, pupil)
         if account.balance_cents < threshold and _open_alert(session, pupil.id or 0) is None:
-            raised += _raise(session, pupil, account.balance_cents, threshold, now) is not None
+            low.append((pupil, account.balance_cents, threshold))
+    return recovered, low
+
+
+def sweep_due(session: Session, *, clock: Clock = utcnow) -> bool:
+    """Whether `sweep` has anything to do, found with reads alone: the outbox worker asks
+    this first so that its pass every minute takes no write lock from the till (on SQLite,
+    one writer at a time) when, as nearly always, there is nothing to mend."""
+    recovered, low = _left_out(session, clock())
+    session.rollback()
+    return bool(recovered or low)
+
+
+def sweep(session: Session, *, clock: Clock = utcnow) -> int:
+    """Raise the alerts a crash left out (a recent debit below the threshold with no open
+    alert) and re-arm those whose balance has recovered; commit; return alerts raised."""
+    now = clock()
+    recovered, low = _left_out(session, now)
+    for alert in recovered:
+        alert.rearmed_at = now
+        session.add(alert)
+    raised = sum(_raise(session, pupil, balance, threshold, now) is not None
+                 for pupil, balance, threshold in low)
     session.commit()
     if raised:
         logger.warning("sweep raised %s low-balance alert(s) a crash had left out", raised)

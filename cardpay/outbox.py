@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
@@ -74,16 +75,24 @@ def send(config: SmtpConfig, email: Outgoing) -> None:
         smtp.send_message(message)
 
 
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (col(OutboxEmail.sent_at).is_(None), col(OutboxEmail.abandoned_at).is_(None),
+            col(OutboxEmail.next_attempt_at) <= now,
+            or_(col(OutboxEmail.claimed_until).is_(None), col(OutboxEmail.claimed_until) < now))
+
+
+def anything_due(session: Session, *, clock: Clock = utcnow) -> bool:
+    """Whether an e-mail is waiting to be sent, found with a read alone (see `drain`)."""
+    found = session.exec(select(OutboxEmail.id).where(*_due(clock())).limit(1)).first()
+    session.rollback()
+    return found is not None
+
+
 def claim(session: Session, *, clock: Clock = utcnow, limit: int = BATCH) -> list[Outgoing]:
     """Claim the e-mails due now, abandoning those too old to send; commit."""
     now = clock()
     due = session.exec(
-        select(OutboxEmail)
-        .where(col(OutboxEmail.sent_at).is_(None), col(OutboxEmail.abandoned_at).is_(None),
-               col(OutboxEmail.next_attempt_at) <= now,
-               or_(col(OutboxEmail.claimed_until).is_(None),
-                   col(OutboxEmail.claimed_until) < now))
-        .order_by(col(OutboxEmail.id)).limit(limit)
+        select(OutboxEmail).where(*_due(now)).order_by(col(OutboxEmail.id)).limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     claimed = []
@@ -163,6 +172,10 @@ class OutboxWorker:
     def _sessions(self) -> AbstractContextManager[Session]:
         return immediate_session(self._engine)
 
+    def _read(self, question: Callable[..., bool]) -> bool:
+        with Session(self._engine) as session:
+            return question(session, clock=self._clock)
+
     def start(self) -> None:
         self._thread.start()
 
@@ -186,10 +199,13 @@ class OutboxWorker:
             self._wake.clear()
 
     def _tick(self, *, sweep: bool) -> None:
+        # Each step looks with a read before it writes: the till's writer needs SQLite's
+        # one write lock at every tap, and a pass with nothing to do must not take it.
         try:
-            if sweep:
+            if sweep and self._read(alerts.sweep_due):
                 with self._sessions() as session:
                     alerts.sweep(session, clock=self._clock)
-            drain(self._sessions, self._config, clock=self._clock)
+            if self._read(anything_due):
+                drain(self._sessions, self._config, clock=self._clock)
         except Exception:  # the worker must outlive a database hiccup
             logger.exception("outbox worker pass failed; retrying later")

@@ -204,3 +204,32 @@ def test_the_worker_sends_in_the_background(
     finally:
         worker.stop()
     assert smtp.received[0][0] == ["other@example.org"]
+
+
+def test_a_pass_with_nothing_to_do_leaves_the_write_lock_to_the_till(
+    session: Session, engine: Engine, small_school: SmallSchool, smtp: Inbox,
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On SQLite the till's writer holds the one write lock at every tap: the worker's
+    pass, every few seconds, must not wait for it (nor make a reader that then writes fail
+    with 'database is locked') when nothing is queued and nothing was left out."""
+    _move(session, small_school.pupils[1], -100, clock)
+    assert _drain(engine, smtp, clock) == 1
+    session.rollback()
+    worker = outbox.OutboxWorker(engine, _config(smtp), clock=clock)
+    with engine.execution_options(moulin_sqlite_begin="BEGIN IMMEDIATE").connect() as till:
+        till.exec_driver_sql("SELECT 1")  # the write lock, held for the whole pass
+        worker._tick(sweep=True)
+        till.rollback()
+    assert "outbox worker pass failed" not in caplog.text
+    assert len(smtp.received) == 1
+
+
+def test_the_worker_sends_what_a_crash_left_out(
+    session: Session, engine: Engine, small_school: SmallSchool, smtp: Inbox, clock: FakeClock
+) -> None:
+    _move(session, small_school.pupils[0], -350, clock, alert=False)  # died before the alert
+    session.commit()
+    outbox.OutboxWorker(engine, _config(smtp), clock=clock)._tick(sweep=True)
+    smtp.wait_for(1)
+    assert smtp.received[0][0] == ["parent@example.org"]
