@@ -9,6 +9,8 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -125,6 +127,19 @@ async def handle_out_of_range(request: Request, exc: Exception) -> Response:
     return error_response(request, 400)
 
 
+def _shown(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+async def handle_invalid_request(request: Request, exc: Exception) -> Response:
+    """FastAPI's own 422 and its shape, except that a body that is not text (a reader's
+    garbage sent as text/plain or with no type) is shown with its undecodable bytes
+    replaced: FastAPI's answer decoded them as UTF-8 and failed with a server error."""
+    assert isinstance(exc, RequestValidationError)
+    detail = jsonable_encoder(exc.errors(), custom_encoder={bytes: _shown})
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 async def handle_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     return error_response(request, exc.status_code, headers=exc.headers)
@@ -139,5 +154,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PaymentError, handle_error)
     app.add_exception_handler(WebcamError, handle_webcam_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(RequestValidationError, handle_invalid_request)
     app.add_exception_handler(OverflowError, handle_out_of_range)
     app.add_exception_handler(DataError, handle_out_of_range)

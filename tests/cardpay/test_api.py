@@ -159,12 +159,16 @@ def test_a_till_with_a_wrong_clock_is_told_so(till: tuple[TestClient, str, Sessi
     assert _taps(session) == 0
 
 
-def test_garbage_bodies_are_refused(till: tuple[TestClient, str, Session]) -> None:
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", None])
+@pytest.mark.parametrize("body", [b"\x00\xff garbage", b"", b"[]", b"null", b"{\"tap_id\": 1}"])
+def test_garbage_bodies_are_refused(
+    till: tuple[TestClient, str, Session], body: bytes, content_type: str | None
+) -> None:
     client, _, session = till
-    response = client.post(
-        "/api/till/taps", content=b"\x00\xff garbage", headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/api/till/taps", content=body, headers=headers)
     assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][0] == "body"
     assert _taps(session) == 0
 
 
