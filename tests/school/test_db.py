@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import bindparam, text
 from sqlalchemy.exc import OperationalError
 
-from school.db import HeldConnection, make_engine
+from school.db import DriverStatement, HeldConnection, make_engine
 
-READ = text("SELECT x FROM t WHERE x = :x").bindparams(bindparam("x"))
+READ = DriverStatement(text("SELECT x FROM t WHERE x = :x").bindparams(bindparam("x")))
 
 
 def test_a_held_connection_reads_without_holding_back_a_checkpoint(tmp_path: Path) -> None:
