@@ -20,6 +20,7 @@ from sqlalchemy import BindParameter, Connection, bindparam, insert, or_, select
 
 from cardpay.errors import InsufficientFundsError, InvalidTransactionError
 from cardpay.models import Account, LedgerTransaction, Posting, TransactionKind
+from school.db import DriverStatement
 
 
 class AccountRef(Protocol):
@@ -79,23 +80,31 @@ def ledger_request(school_id: int, kind: TransactionKind, client_id: str,
 _ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 _delta: BindParameter[int] = bindparam("delta")
 # A debit passes only if it leaves the balance at or above the floor; credits always pass.
-_MOVE = (
+_TRANSACTION = LedgerTransaction.__table__  # type: ignore[attr-defined]
+_POSTING = Posting.__table__  # type: ignore[attr-defined]
+_move = (
     update(_ACCOUNT)
     .where(_ACCOUNT.c.id == bindparam("account_id"))
     .values(balance_cents=_ACCOUNT.c.balance_cents + _delta)
 )
-_MOVE_ABOVE_FLOOR = _MOVE.where(
+_MOVE = DriverStatement(_move)
+_MOVE_ABOVE_FLOOR = DriverStatement(_move.where(
     or_(
         _delta >= 0,
         _ACCOUNT.c.floor_cents.is_(None),
         _ACCOUNT.c.balance_cents + _delta >= _ACCOUNT.c.floor_cents,
     )
-)
-_BALANCE = select(_ACCOUNT.c.balance_cents, _ACCOUNT.c.floor_cents).where(
+))
+_BALANCE = DriverStatement(select(_ACCOUNT.c.balance_cents, _ACCOUNT.c.floor_cents).where(
     _ACCOUNT.c.id == bindparam("account_id")
+))
+_NEW_TRANSACTION = DriverStatement(
+    insert(_TRANSACTION).returning(_TRANSACTION.c.id),
+    keys=["school_id", "kind", "client_id", "created_at", "occurred_at", "memo",
+          "actor_user_id", "actor_device_id", "reverses_id"],
 )
-_NEW_TRANSACTION = insert(LedgerTransaction.__table__)  # type: ignore[attr-defined]
-_NEW_POSTING = insert(Posting.__table__)  # type: ignore[attr-defined]
+_NEW_POSTING = DriverStatement(insert(_POSTING),
+                               keys=["transaction_id", "account_id", "amount_cents"])
 
 
 def write(conn: Connection, request: LedgerRequest, *, created_at: datetime,
@@ -110,19 +119,19 @@ def write(conn: Connection, request: LedgerRequest, *, created_at: datetime,
     itself. Nothing here commits."""
     move = _MOVE_ABOVE_FLOOR if enforce_floors else _MOVE
     for account_id, delta in sorted(request.deltas().items()):
-        if conn.execute(move, {"account_id": account_id, "delta": delta}).rowcount != 1:
-            balance, floor = conn.execute(_BALANCE, {"account_id": account_id}).one()
-            raise InsufficientFundsError(account_id, balance, floor, delta)
-    inserted = conn.execute(_NEW_TRANSACTION, {
+        if move.rowcount(conn, {"account_id": account_id, "delta": delta}) != 1:
+            found = _BALANCE.first(conn, {"account_id": account_id})
+            assert found is not None, f"no account {account_id}"
+            raise InsufficientFundsError(account_id, found[0], found[1], delta)
+    inserted = _NEW_TRANSACTION.first(conn, {
         "school_id": request.school_id, "kind": request.kind, "client_id": request.client_id,
         "created_at": created_at, "occurred_at": occurred_at or created_at, "memo": memo,
         "actor_user_id": actor_user_id, "actor_device_id": actor_device_id,
         "reverses_id": request.reverses_id,
-    }).inserted_primary_key
+    })
     assert inserted is not None
-    transaction_id = inserted[0]
-    conn.execute(_NEW_POSTING, [
-        {"transaction_id": transaction_id, "account_id": account_id, "amount_cents": cents}
-        for account_id, cents in request.legs
-    ])
-    return int(transaction_id)
+    transaction_id = int(inserted[0])
+    for account_id, cents in request.legs:
+        _NEW_POSTING.rowcount(conn, {"transaction_id": transaction_id,
+                                     "account_id": account_id, "amount_cents": cents})
+    return transaction_id

@@ -9,8 +9,8 @@ compiles each once and caches its key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, insert, or_, select, update
@@ -22,6 +22,7 @@ from cardpay.account_models import (
     SchoolAlertSettings,
 )
 from cardpay.models import Account, Card, CardKind, CardStatus, Tap
+from school.db import DriverStatement, utc_from_db
 from school.models import Pupil
 
 _TAP = Tap.__table__  # type: ignore[attr-defined]
@@ -51,8 +52,8 @@ _RECORDED = (
     .join(_FIRST, _FIRST.c.id == func.coalesce(_TAP.c.repeat_of_id, _TAP.c.id))
     .outerjoin(_PUPIL, _PUPIL.c.id == _FIRST.c.pupil_id)
 )
-_RECORDED_BY_TAP_ID = _RECORDED.where(_TAP.c.tap_id == bindparam("tap_id"))
-_RECORDED_BY_ID = _RECORDED.where(_TAP.c.id == bindparam("id"))
+_RECORDED_BY_TAP_ID = DriverStatement(_RECORDED.where(_TAP.c.tap_id == bindparam("tap_id")))
+_RECORDED_BY_ID = DriverStatement(_RECORDED.where(_TAP.c.id == bindparam("id")))
 
 # The pupil's meals on the tap's school day (what one-meal-a-day and the limit look at).
 _EATEN_TODAY = (
@@ -92,7 +93,7 @@ _THRESHOLD = func.coalesce(
 _OPEN_ALERT = exists().where(
     _ALERT.c.pupil_id == _CARD.c.pupil_id, _ALERT.c.rearmed_at.is_(None)
 )
-_CARD_STATE = (
+_CARD_STATE = DriverStatement(
     select(
         _CARD.c.id, _CARD.c.uid, _CARD.c.kind, _CARD.c.status, *_PUPIL_ROW,
         _ACCOUNT.c.id, _ACCOUNT.c.balance_cents, _ACCOUNT.c.floor_cents,
@@ -105,7 +106,7 @@ _CARD_STATE = (
     .outerjoin(_LIMITS, _LIMITS.c.pupil_id == _PUPIL.c.id)
     .where(_CARD.c.uid == bindparam("uid"))
 )
-_CLAIM_COUNTER = (
+_CLAIM_COUNTER = DriverStatement(
     update(_CARD)
     .where(
         _CARD.c.id == bindparam("card_id"),
@@ -119,7 +120,6 @@ _LOCK_ACCOUNTS = (
     .order_by(_ACCOUNT.c.id)
     .with_for_update()
 )
-_NEW_TAP = insert(_TAP)
 
 
 @dataclass
@@ -143,6 +143,9 @@ class TapRecord:
     repeat_of_id: int | None = None
     alert: str = ""
     sun_verified: bool = False
+
+
+_NEW_TAP = DriverStatement(insert(_TAP), keys=[f.name for f in fields(TapRecord)])
 
 
 @dataclass(frozen=True)
@@ -205,21 +208,28 @@ class CardState:
 
 def recorded_tap(conn: Connection, tap_id: str) -> RecordedTap | None:
     """The tap recorded under this till tap id, or None."""
-    return _recorded(conn.execute(_RECORDED_BY_TAP_ID, {"tap_id": tap_id}).first())
+    return _recorded(_RECORDED_BY_TAP_ID.first(conn, {"tap_id": tap_id}))
 
 
 def recorded_row(conn: Connection, row_id: int) -> RecordedTap:
     """The recorded tap with this row id."""
-    found = _recorded(conn.execute(_RECORDED_BY_ID, {"id": row_id}).first())
+    found = _recorded(_RECORDED_BY_ID.first(conn, {"id": row_id}))
     assert found is not None, f"no tap {row_id}"
     return found
 
 
-def _recorded(row: Any) -> RecordedTap | None:
+def _recorded(row: tuple[Any, ...] | None) -> RecordedTap | None:
     if row is None:
         return None
-    pupil = None if row[11] is None else PupilRow(*row[11:])
-    return RecordedTap(*row[:11], pupil)  # type: ignore[call-arg]  # the columns, in order
+    (row_id, device_id, tap_id, read_at, repeat_of_id, accepted, reason, price,
+     balance_after, offline, alert) = row[:11]
+    read = utc_from_db(read_at)
+    assert read is not None
+    return RecordedTap(
+        row_id, device_id, tap_id, read, repeat_of_id, bool(accepted), reason, price,
+        balance_after, bool(offline), alert,
+        None if row[11] is None else PupilRow(*row[11:]),
+    )
 
 
 def card_state(
@@ -235,33 +245,22 @@ def card_state(
         "uid": uid, "day_start": day[0], "day_end": day[1], "retap_from": retap_from,
         "read_at": read_at,
     }
-    row = conn.execute(_CARD_STATE, params).first()
+    row = _CARD_STATE.first(conn, params)
     if row is None:
         return None
     (card_id, card_uid, kind, status, *pupil, account_id, balance, floor, limit, threshold,
      spent, first_meal, retap_of, open_alert, closed) = row
     return CardState(
         card_id, card_uid, CardKind(kind), CardStatus(status), PupilRow(*pupil), account_id,
-        balance or 0, floor, limit, int(threshold), int(spent), _utc(first_meal), retap_of,
+        balance or 0, floor, limit, int(threshold), int(spent), utc_from_db(first_meal), retap_of,
         bool(open_alert), bool(closed),
     )
-
-
-def _utc(value: Any) -> datetime | None:
-    # An aggregate of a UTC column comes back untyped from SQLite: naive text or datetime.
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def claim_counter(conn: Connection, card_id: int, counter: int) -> bool:
     """Record `counter` as the card's last SUN read if it is greater than the last one:
     one compare-and-set, so that two taps racing cannot both win."""
-    result = conn.execute(_CLAIM_COUNTER, {"card_id": card_id, "ctr": counter})
-    return bool(result.rowcount == 1)
+    return _CLAIM_COUNTER.rowcount(conn, {"card_id": card_id, "ctr": counter}) == 1
 
 
 def lock_accounts(conn: Connection, account_ids: list[int]) -> None:
@@ -271,4 +270,4 @@ def lock_accounts(conn: Connection, account_ids: list[int]) -> None:
 
 
 def insert_tap(conn: Connection, tap: TapRecord) -> None:
-    conn.execute(_NEW_TAP, dict(vars(tap)))
+    _NEW_TAP.rowcount(conn, vars(tap))

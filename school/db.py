@@ -112,8 +112,10 @@ class DriverStatement:
 
     def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
         cursor = self.cursor(conn, params)
-        cursor.close()
-        return int(cursor.rowcount)
+        try:
+            return int(cursor.rowcount)  # before closing: some drivers forget it then
+        finally:
+            cursor.close()
 
     def _for(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
