@@ -199,17 +199,19 @@ class GroupCommitter:
 
     @staticmethod
     def _apply(conn: Connection, item: _Item[Any]) -> tuple[bool, Any]:
-        # In plain SQL: SQLAlchemy builds its savepoint statements anew each time, which
-        # cost the writer more than some of a tap's own statements.
-        conn.exec_driver_sql("SAVEPOINT work")
+        # On the driver, inside the transaction `_commit` began: SQLAlchemy's savepoints
+        # (or even its plain-SQL path) cost the writer more than a tap's own statements.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("SAVEPOINT work")
         try:
             result = item.work(conn)
         except Exception as exc:
             # If these fail too, the whole batch is retried, each work alone.
-            conn.exec_driver_sql("ROLLBACK TO work")
-            conn.exec_driver_sql("RELEASE work")
+            driver.execute("ROLLBACK TO work")
+            driver.execute("RELEASE work")
             return False, exc
-        conn.exec_driver_sql("RELEASE work")
+        driver.execute("RELEASE work")
         return True, result
 
     def _connection(self) -> Connection:

@@ -81,9 +81,11 @@ class DriverStatement:
     request shares one interpreter lock with it. Parameters go through the statement's
     own type processors, so the database gets what `Connection.execute` would send; rows
     come back as the driver gives them (SQLite: datetimes as text, booleans as 0 or 1;
-    enums are their values everywhere): see `utc_from_db`. The transaction is the
-    connection's, as with `Connection.execute`. Only for statements with plain (not
-    expanding) parameters."""
+    enums are their values everywhere): see `utc_from_db`. The transaction is the one
+    the connection has begun; on SQLite, whose driver is left in autocommit (see
+    `_sqlite_pragmas`), a statement run before `Connection.begin` (or a first Core
+    statement) commits alone. Only for statements with plain (not expanding)
+    parameters."""
 
     def __init__(self, statement: Executable, *, keys: Sequence[str] | None = None) -> None:
         self._statement, self._keys = statement, keys  # keys: an INSERT's columns
@@ -120,28 +122,44 @@ class DriverStatement:
     def _for(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
-            found = _Compiled(self._statement.compile(dialect=dialect,  # type: ignore[attr-defined]
-                                                      column_keys=self._keys))
+            compiled = self._statement.compile(dialect=dialect,  # type: ignore[attr-defined]
+                                               column_keys=self._keys)
+            found = _Compiled(compiled, required=self._keys or ())
             self._compiled[dialect.name] = found
         return found
 
 
+_REQUIRED = object()
+
+
 class _Compiled:
-    def __init__(self, compiled: Compiled) -> None:
+    """The SQL and, for each parameter the driver takes, its name, the value the statement
+    itself holds for it (a literal in the statement, a column default) and its
+    processor: built once, so that each call only looks values up."""
+
+    def __init__(self, compiled: Compiled, *, required: Sequence[str]) -> None:
         self.sql = compiled.string
-        self._compiled = compiled
         # The processors `Connection.execute` applies: type decorators, then the driver's.
-        self._processors = dict(compiled._bind_processors)  # type: ignore[attr-defined]
-        self._positions: Sequence[str] | None = getattr(compiled, "positiontup", None)
+        processors = compiled._bind_processors  # type: ignore[attr-defined]
+        binds = compiled.binds  # type: ignore[attr-defined]
+        positions: Sequence[str] | None = getattr(compiled, "positiontup", None)
+        self._positional = positions is not None
+        self._plan = [
+            (name, _REQUIRED if binds[name].required or name in required
+             else binds[name].effective_value,
+             processors.get(name))
+            for name in (positions if positions is not None else list(binds))
+        ]
 
     def parameters(self, params: Mapping[str, Any]) -> Any:
-        values = dict(self._compiled.construct_params(params) or {})
-        for name, process in self._processors.items():
-            if name in values and values[name] is not None:
-                values[name] = process(values[name])
-        if self._positions is None:
+        values = []
+        for name, default, process in self._plan:
+            # A required parameter missing is a KeyError, as SQLAlchemy refuses it too.
+            value = params[name] if default is _REQUIRED else params.get(name, default)
+            values.append(process(value) if process and value is not None else value)
+        if self._positional:
             return values
-        return tuple(values[name] for name in self._positions)
+        return {name: value for (name, _, _), value in zip(self._plan, values, strict=True)}
 
 
 def utc_from_db(value: Any) -> datetime | None:
