@@ -150,6 +150,7 @@ def create_app(
     app.mount("/payments/webhook", webhooks.webhook_app(app))
     # The till API first: each request is matched against the routers in this order, and
     # taps are most of the requests a busy server gets.
+    till_api.add_tap_route(app)
     app.include_router(till_api.router)
     for module in (health, auth, login_totp, password_reset, welcome, account, account_totp,
                    account_sessions, family_export, parent, parent_money, payments, staff,
