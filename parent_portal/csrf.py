@@ -28,7 +28,7 @@ async def csrf_protect(request: Request) -> None:
     without anyone remembering to add it. Safe methods pass untouched."""
     if request.method not in UNSAFE_METHODS:
         return
-    if request.url.path.startswith(API_PREFIX):
+    if request.scope["path"].startswith(API_PREFIX):  # not request.url: built for this
         # The API is for devices and programs, which authenticate every request with
         # their own token (or a payment provider's signature), never with the browser's
         # cookie: there is no ambient credential there to forge a request with.

@@ -42,7 +42,7 @@ async def enrolment_gate(request: Request) -> None:
     API, the open pages and a server without the rule pass on the event loop, with no
     thread to wait for (a till's tap comes through here); the rest reads the database
     in a worker thread."""
-    path = request.url.path
+    path = request.scope["path"]  # not request.url, which is built for this
     if path.startswith(API_PREFIX) or path.startswith(OPEN_PATHS):
         return
     if not get_settings(request).require_totp_for_staff:

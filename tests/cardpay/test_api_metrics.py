@@ -123,3 +123,23 @@ def test_a_taps_log_lines_name_its_till_and_request_but_never_the_card(
     for line in lines:
         for uid in (UID, UID.lower(), "0BADCAFE", "0badcafe"):
             assert uid not in line, line
+
+
+def test_at_the_default_level_refusals_are_logged_and_paid_meals_are_not(
+    till: Till, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, _, _ = till
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("json")  # INFO, as the server runs
+        paid = client.post("/api/till/taps", json=_tap())
+        refused = client.post("/api/till/taps", json=_tap(card={"uid": "0BADCAFE"}))
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert paid.json()["accepted"]
+    assert not refused.json()["accepted"]
+    entries = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    taps = [e["message"].split(": ", 1)[1] for e in entries if e["logger"] == "cardpay.metrics"]
+    assert taps == ["refused (unknown_card), online"]
