@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import bindparam, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from school.db import DriverStatement, HeldConnection, make_engine
+from school.clock import UTCDateTime
+from school.db import DriverStatement, HeldConnection, make_engine, utc_from_db
+from school.models import DeviceKind
 
 READ = DriverStatement(text("SELECT x FROM t WHERE x = :x").bindparams(bindparam("x")))
 
@@ -47,4 +63,43 @@ def test_a_held_connection_recovers_from_a_failed_read(tmp_path: Path) -> None:
         assert held.first(READ, {"x": 1}) == (1,)
     finally:
         held.close()
+        engine.dispose()
+
+
+def test_a_driver_statement_writes_what_core_writes(tmp_path: Path) -> None:
+    """Datetimes, enums, booleans and literal values in the statement go through the
+    same processors as `Connection.execute`: the rows read back through Core are equal,
+    and a duplicate is SQLAlchemy's IntegrityError, as the till's callers expect."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'driver.db'}")
+    metadata = MetaData()
+    table = Table(
+        "t", metadata, Column("id", Integer, primary_key=True),
+        Column("at", UTCDateTime()), Column("kind", SAEnum(DeviceKind, native_enum=False)),
+        Column("flag", Boolean), Column("name", String, unique=True),
+    )
+    metadata.create_all(engine)
+    at = datetime(2026, 12, 1, 11, 30, 15, 123456, tzinfo=ZoneInfo("Europe/Paris"))
+    row = {"at": at, "kind": DeviceKind.TILL, "flag": True, "name": "a"}
+    fast = DriverStatement(insert(table).returning(table.c.id), keys=list(row))
+    tagged = DriverStatement(
+        select(table.c.id, table.c.at).where(table.c.kind == DeviceKind.TILL,
+                                             table.c.name == bindparam("name")))
+    try:
+        with engine.begin() as conn:
+            inserted = fast.first(conn, row)
+            conn.execute(insert(table), {**row, "name": "b"})
+            assert inserted is not None
+            found = tagged.first(conn, {"name": "a"})
+            assert found is not None
+            assert found[0] == inserted[0]
+            assert utc_from_db(found[1]) == at
+            with pytest.raises(IntegrityError):
+                fast.first(conn, row)
+            with pytest.raises(KeyError):  # an INSERT's columns are all required
+                fast.first(conn, {"at": at})
+        with engine.connect() as conn:
+            rows = conn.execute(select(table.c.at, table.c.kind, table.c.flag)
+                                .order_by(table.c.id)).all()
+        assert rows[0] == rows[1] == (at, DeviceKind.TILL, True)
+    finally:
         engine.dispose()
