@@ -85,7 +85,7 @@ class DriverStatement:
     the connection has begun; on SQLite, whose driver is left in autocommit (see
     `_sqlite_pragmas`), a statement run before `Connection.begin` (or a first Core
     statement) commits alone. Only for statements with plain (not expanding)
-    parameters."""
+    parameters. These statements are not in SQLAlchemy's statement log (`echo`)."""
 
     def __init__(self, statement: Executable, *, keys: Sequence[str] | None = None) -> None:
         self._statement, self._keys = statement, keys  # keys: an INSERT's columns
