@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from httpx2 import Response
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -96,23 +97,33 @@ def test_taps_are_counted_by_verdict_and_timed(till: Till) -> None:
     assert value(after, "process_resident_memory_bytes") > 0
 
 
-def test_a_taps_log_lines_name_its_till_and_request_but_never_the_card(
-    till: Till, capsys: pytest.CaptureFixture[str]
-) -> None:
-    client, _, _ = till
+def _two_taps_logged(client: TestClient, capsys: pytest.CaptureFixture[str], level: int,
+                     *, sql: bool = False) -> tuple[Response, Response, list[str]]:
+    """A paid meal and a refused tap, logged as `logs.configure` sets the server up at
+    `level` (with SQLAlchemy's statements too if `sql`): the answers and the lines."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
-        logs.configure("json", level=logging.DEBUG)  # everything, SQL statements included
-        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
-        response = client.post("/api/till/taps", json=_tap(), headers={"X-Request-ID": "tap-1"})
+        logs.configure("json", level=level)
+        if sql:
+            logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+        paid = client.post("/api/till/taps", json=_tap(), headers={"X-Request-ID": "tap-1"})
         refused = client.post("/api/till/taps", json=_tap(card={"uid": "0BADCAFE"}))
     finally:
         logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
-    assert response.status_code == refused.status_code == 200
-    lines = capsys.readouterr().err.splitlines()
+    assert paid.json()["accepted"]
+    assert not refused.json()["accepted"]
+    return paid, refused, capsys.readouterr().err.splitlines()
+
+
+def test_a_taps_log_lines_name_its_till_and_request_but_never_the_card(
+    till: Till, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, _, _ = till
+    # Everything, SQL statements included.
+    _, _, lines = _two_taps_logged(client, capsys, logging.DEBUG, sql=True)
     entries = [json.loads(line) for line in lines]
     taps = [e for e in entries if e["logger"] == "cardpay.metrics"]
     assert [e["message"].split(": ", 1)[1] for e in taps] == [
@@ -129,17 +140,7 @@ def test_at_the_default_level_refusals_are_logged_and_paid_meals_are_not(
     till: Till, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client, _, _ = till
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    try:
-        logs.configure("json")  # INFO, as the server runs
-        paid = client.post("/api/till/taps", json=_tap())
-        refused = client.post("/api/till/taps", json=_tap(card={"uid": "0BADCAFE"}))
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-    assert paid.json()["accepted"]
-    assert not refused.json()["accepted"]
-    entries = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    _, _, lines = _two_taps_logged(client, capsys, logging.INFO)  # as the server runs
+    entries = [json.loads(line) for line in lines]
     taps = [e["message"].split(": ", 1)[1] for e in entries if e["logger"] == "cardpay.metrics"]
     assert taps == ["refused (unknown_card), online"]
