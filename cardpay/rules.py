@@ -129,6 +129,14 @@ class Decision:
     price_cents: int = 0
     first_meal_at: datetime | None = None
 
+    @classmethod
+    def recorded(cls, accepted: bool, reason: str,
+                 first_meal_at: datetime | None = None) -> Decision:
+        """The decision a recorded tap carries, from its row (an empty reason reads as an
+        unknown card)."""
+        return cls(accepted=accepted, reason=Reason(reason or Reason.UNKNOWN_CARD),
+                   first_meal_at=first_meal_at)
+
     def message(self, locale: str, timezone: str) -> str:
         text = MESSAGES.get(locale, MESSAGES["en"])[self.reason]
         first = self.first_meal_at.astimezone(ZoneInfo(timezone)) if self.first_meal_at else None

@@ -239,12 +239,12 @@ def _refuse(conn: Connection, tap: TapInput, record: TapRecord, pupil: PupilRow 
 
 def _answer_again(conn: Connection, tap: TapInput, found: RecordedTap) -> Verdict:
     """The verdict a till is sent again when it retries a recorded tap."""
-    reason = Reason(found.reason or "unknown_card")
-    if reason is Reason.ALREADY_EATEN:  # says when the first meal was: rare, by the ORM
+    decision = Decision.recorded(found.accepted, found.reason)
+    if decision.reason is Reason.ALREADY_EATEN:  # says when the first meal was: by the ORM
         with _orm(conn) as session:
             return verdict_of(session, session.get_one(Tap, found.id))
     return make_verdict(found, found, tap.canteen.facts, found.pupil, _room(tap, found.pupil),
-                        Decision(accepted=found.accepted, reason=reason))
+                        decision)
 
 
 def _repeat(conn: Connection, tap: TapInput, record: TapRecord, state: CardState) -> Verdict:
@@ -254,8 +254,7 @@ def _repeat(conn: Connection, tap: TapInput, record: TapRecord, state: CardState
     record.repeat_of_id = first.id
     record.accepted, record.reason = first.accepted, first.reason
     record.balance_after_cents = first.balance_after_cents
-    decision = Decision(accepted=first.accepted, reason=Reason(first.reason or "unknown_card"),
-                        first_meal_at=state.first_meal_at)
+    decision = Decision.recorded(first.accepted, first.reason, state.first_meal_at)
     verdict = make_verdict(record, first, tap.canteen.facts, state.pupil,
                            _room(tap, state.pupil), decision)
     tap_rows.insert_tap(conn, record)

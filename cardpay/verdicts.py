@@ -124,7 +124,7 @@ def verdict_of(session: Session, tap: Tap) -> Verdict:
     assert first is not None
     school = session.get(School, tap.school_id)
     assert school is not None
-    decision = Decision(accepted=first.accepted, reason=Reason(first.reason or "unknown_card"))
+    decision = Decision.recorded(first.accepted, first.reason)
     if decision.reason is Reason.ALREADY_EATEN:
         decision = Decision(
             accepted=False, reason=decision.reason, first_meal_at=first_meal_before(session, first)
