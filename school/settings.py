@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     capture_cameras: bool = True
     # Logs: "text" for people, "json" (one object a line) for a log collector.
     log_format: Literal["text", "json"] = "text"
+    # uvicorn's line for every request. Off: the reverse proxy in front logs each request
+    # already, and at lunch a line for every tap cost the server a tenth of its time.
+    access_log: bool = False
     # Bearer token for GET /metrics; unset, only this machine (loopback) may read it.
     metrics_token: str = Field(default="", repr=False)
     # Personal data (GDPR). `moulin people purge` anonymises a pupil this many days after

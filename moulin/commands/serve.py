@@ -52,6 +52,7 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
         log_config=None,  # uvicorn's lines go through our handler (school.logs)
+        access_log=settings.access_log,
         # Camera streams never end by themselves: cut them this long after Ctrl+C.
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
