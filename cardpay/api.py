@@ -36,8 +36,8 @@ from cardpay import metrics
 from cardpay.snapshot import snapshot
 from cardpay.till import TapRequest, Till
 from school import device_reports, device_throttle
-from school.clock import Clock
-from school.db import DriverStatement, HeldConnection, immediate_session, utc_from_db
+from school.clock import Clock, utc_from_db
+from school.db import DriverStatement, HeldConnection, immediate_session
 from school.logs import bind
 from school.models import Device, DeviceKind, School
 from school.security import token_digest
@@ -82,14 +82,13 @@ class CallingTill:
 
 # Core, not the ORM: this runs on every tap, and loading a `Device` costs more than the SQL.
 _DEVICE = Device.__table__  # type: ignore[attr-defined]
-_LIVE_TILL = select(
+_LIVE_TILL = DriverStatement(select(
     _DEVICE.c.id, _DEVICE.c.school_id, _DEVICE.c.name, _DEVICE.c.last_seen_at
 ).where(
     _DEVICE.c.token_sha256 == bindparam("digest"),
     _DEVICE.c.revoked_at.is_(None),
     _DEVICE.c.kind == DeviceKind.TILL,
-)
-_LIVE_TILL_ROW = DriverStatement(_LIVE_TILL)  # the same, for the event loop (SQLite)
+))
 
 
 def _engine(request: Request) -> Engine:
@@ -122,8 +121,14 @@ def refuse_token(request: Request, reason: str) -> HTTPException:
 
 def _live_till(engine: Engine, digest: str) -> CallingTill | None:
     with engine.connect() as conn:
-        row = conn.execute(_LIVE_TILL, {"digest": digest}).first()
-    return None if row is None else CallingTill(*row)
+        return _calling_till(_LIVE_TILL.first(conn, {"digest": digest}))
+
+
+def _calling_till(row: tuple[Any, ...] | None) -> CallingTill | None:
+    if row is None:
+        return None
+    device_id, school_id, name, last_seen_at = row
+    return CallingTill(device_id, school_id, name, utc_from_db(last_seen_at))
 
 
 def _seen(engine: Engine, device_id: int, now: datetime) -> None:
@@ -154,10 +159,8 @@ async def current_till(
     if engine.dialect.name == "sqlite":
         # One indexed row from a local file, which WAL readers get without waiting for
         # writers: cheaper on the event loop than a round trip to a worker thread.
-        row = cast(HeldConnection, request.app.state.loop_reads).first(
-            _LIVE_TILL_ROW, {"digest": digest})
-        device = None if row is None else CallingTill(row[0], row[1], row[2],
-                                                      utc_from_db(row[3]))
+        device = _calling_till(cast(HeldConnection, request.app.state.loop_reads).first(
+            _LIVE_TILL, {"digest": digest}))
     else:
         device = await anyio.to_thread.run_sync(_live_till, engine, digest)
     if device is None:

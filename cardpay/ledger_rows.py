@@ -103,7 +103,7 @@ _NEW_TRANSACTION = DriverStatement(
     keys=["school_id", "kind", "client_id", "created_at", "occurred_at", "memo",
           "actor_user_id", "actor_device_id", "reverses_id"],
 )
-_NEW_POSTING = DriverStatement(insert(_POSTING),
+_NEW_POSTING = DriverStatement(insert(_POSTING).inline(),  # no RETURNING of its id
                                keys=["transaction_id", "account_id", "amount_cents"])
 
 

@@ -3,8 +3,8 @@
 A tap reads everything it decides on in one statement (`card_state`: the card, its
 pupil, the account, the parents' settings, what the pupil ate today, the first tap of a
 re-tap, an open low-balance alert), so that the write lock is held for a few statements
-rather than twenty ORM round trips. The statements are module constants so SQLAlchemy
-compiles each once and caches its key.
+rather than twenty ORM round trips. The statements are module constants, compiled once
+per database and run on the driver (`school.db.DriverStatement`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from cardpay.account_models import (
     SchoolAlertSettings,
 )
 from cardpay.models import Account, Card, CardKind, CardStatus, Tap
-from school.db import DriverStatement, utc_from_db
+from school.clock import utc_from_db
+from school.db import DriverStatement
 from school.models import Pupil
 
 _TAP = Tap.__table__  # type: ignore[attr-defined]
@@ -145,7 +146,8 @@ class TapRecord:
     sun_verified: bool = False
 
 
-_NEW_TAP = DriverStatement(insert(_TAP), keys=[f.name for f in fields(TapRecord)])
+# inline: no RETURNING of the new id on PostgreSQL, where nobody reads it.
+_NEW_TAP = DriverStatement(insert(_TAP).inline(), keys=[f.name for f in fields(TapRecord)])
 
 
 @dataclass(frozen=True)

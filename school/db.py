@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +80,8 @@ class DriverStatement:
     request shares one interpreter lock with it. Parameters go through the statement's
     own type processors, so the database gets what `Connection.execute` would send; rows
     come back as the driver gives them (SQLite: datetimes as text, booleans as 0 or 1;
-    enums are their values everywhere): see `utc_from_db`. The transaction is the one
-    the connection has begun; on SQLite, whose driver is left in autocommit (see
+    enums are their values everywhere; see `school.clock.utc_from_db`). The transaction
+    is the one the connection has begun; on SQLite, whose driver is left in autocommit (see
     `_sqlite_pragmas`), a statement run before `Connection.begin` (or a first Core
     statement) commits alone. Only for statements with plain (not expanding)
     parameters. These statements are not in SQLAlchemy's statement log (`echo`)."""
@@ -160,17 +159,6 @@ class _Compiled:
         if self._positional:
             return values
         return {name: value for (name, _, _), value in zip(self._plan, values, strict=True)}
-
-
-def utc_from_db(value: Any) -> datetime | None:
-    """A UTC column's value as a driver returns it (SQLite: naive text; PostgreSQL: a
-    datetime), as an aware datetime."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class HeldConnection:

@@ -22,8 +22,8 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from school.clock import UTCDateTime
-from school.db import DriverStatement, HeldConnection, make_engine, utc_from_db
+from school.clock import UTCDateTime, utc_from_db
+from school.db import DriverStatement, HeldConnection, make_engine
 from school.models import DeviceKind
 
 READ = DriverStatement(text("SELECT x FROM t WHERE x = :x").bindparams(bindparam("x")))
