@@ -13,16 +13,21 @@ from cardpay.models import Account, CanteenSettings, Tap
 from cardpay.rules import CanteenRules
 from school.models import ClosedDay, School
 
+# How far back closed days are read: as far back as a till's journal may send a tap from
+# (cardpay.till.MAX_OFFLINE_AGE), and a day more for the time zones.
+CLOSED_DAYS_BACK = timedelta(days=15)
 
-def rules_for(session: Session, school: School) -> CanteenRules:
-    """The school's canteen rules, with its calendar's closed days from today on."""
+
+def rules_for(session: Session, school: School, *, now: datetime) -> CanteenRules:
+    """The school's canteen rules at `now` (from the caller's clock, never the wall's),
+    with its calendar's closed days from a little before that day on."""
     settings = session.exec(
         select(CanteenSettings).where(CanteenSettings.school_id == school.id)
     ).first() or CanteenSettings(school_id=school.id or 0)
-    today = datetime.now(ZoneInfo(school.timezone)).date()
+    today = now.astimezone(ZoneInfo(school.timezone)).date()
     closed = session.exec(
         select(col(ClosedDay.day)).where(
-            ClosedDay.school_id == school.id, col(ClosedDay.day) >= today - timedelta(days=7)
+            ClosedDay.school_id == school.id, col(ClosedDay.day) >= today - CLOSED_DAYS_BACK
         )
     ).all()
     return CanteenRules(

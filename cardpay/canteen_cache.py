@@ -25,6 +25,7 @@ from cardpay.ledger_rows import AccountIds
 from cardpay.models import Account, AccountKind
 from cardpay.rules import CanteenRules
 from cardpay.verdicts import SchoolFacts
+from school.clock import Clock
 from school.db import immediate_session
 from school.models import Classroom, School
 
@@ -47,8 +48,8 @@ class Canteen:
 class CanteenCache:
     """Each school's `Canteen`, read again once older than `ttl` seconds."""
 
-    def __init__(self, engine: Engine, *, ttl: float = TTL_S) -> None:
-        self._engine, self._ttl = engine, ttl
+    def __init__(self, engine: Engine, *, clock: Clock, ttl: float = TTL_S) -> None:
+        self._engine, self._clock, self._ttl = engine, clock, ttl
         self._canteens: dict[int, Canteen] = {}
         self._refreshing: set[int] = set()
         self._lock = threading.Lock()
@@ -91,7 +92,7 @@ class CanteenCache:
             fresh = Canteen(
                 school_id,
                 SchoolFacts.of(school),
-                canteen.rules_for(session, school),
+                canteen.rules_for(session, school, now=self._clock()),
                 canteen.retap_window(session, school_id),
                 self._revenue(session, school_id),
                 {k: v for k, v in rooms if k is not None},

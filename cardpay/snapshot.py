@@ -28,7 +28,7 @@ def rules_json(rules: CanteenRules) -> dict[str, Any]:
 
 def snapshot(session: Session, school: School, now: datetime) -> dict[str, Any]:
     """Cards, balances, limits and who has eaten today, for one school's tills."""
-    rules = canteen.rules_for(session, school)
+    rules = canteen.rules_for(session, school, now=now)
     start, end = canteen.day_bounds(rules, school_day(rules, now))
     pupils = session.exec(
         select(Pupil, Classroom.name)

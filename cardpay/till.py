@@ -69,7 +69,7 @@ class Till:
         self._engine = engine
         self._keyring = keyring
         self._clock = clock
-        self._canteens = CanteenCache(engine)
+        self._canteens = CanteenCache(engine, clock=clock)
         self._writer: GroupCommitter | None = None
         if engine.dialect.name == "sqlite":
             self._writer = GroupCommitter(engine, name="till-writer")

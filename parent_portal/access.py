@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from parent_portal.deps import CurrentUser, SessionDep, TodayDep
 from parent_portal.errors import Forbidden
 from school.models import STAFF_ROLES, Role, RoleGrant, User
-from school.people import children_of, roles_of
+from school.people import roles_of
 
 
 def staff_school_ids(session: Session, user_id: int) -> set[int]:
@@ -49,9 +49,8 @@ def get_viewer(
     request: Request, user: CurrentUser, session: SessionDep, today: TodayDep
 ) -> Viewer:
     assert user.id is not None
-    roles = roles_of(session, user.id)
-    # roles_of decides 'parent' with the server's date; ask again with the school's.
-    is_parent = bool(children_of(session, user.id, today))
+    roles = roles_of(session, user.id, day=today)
+    is_parent = Role.PARENT in roles
     viewer = Viewer(user=user, today=today, is_staff=bool(roles & STAFF_ROLES),
                     is_parent=is_parent, is_admin=Role.ADMIN in roles)
     # Kept for the page menu, including on error pages raised later in the request.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, col, select
 
 from school import audit
-from school.clock import utcnow
 from school.models import Device, DeviceKind, School
 from school.security import new_token, token_digest
 
@@ -54,9 +55,10 @@ def device_for_token(session: Session, token: str) -> Device | None:
 
 
 def revoke_device(
-    *, session: Session, device: Device, actor_user_id: int | None = None, ip: str | None = None
+    *, session: Session, device: Device, now: datetime, actor_user_id: int | None = None,
+    ip: str | None = None,
 ) -> None:
-    device.revoked_at = utcnow()
+    device.revoked_at = now
     session.add(device)
     audit.record(
         session,

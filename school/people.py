@@ -83,14 +83,15 @@ def grant_role(*, session: Session, user: User, school: School, role: Role) -> R
 
 
 def roles_of(
-    session: Session, user_id: int, school_id: int | None = None, *, day: date | None = None
+    session: Session, user_id: int, school_id: int | None = None, *, day: date
 ) -> set[Role]:
-    """Staff roles granted, plus PARENT while the user is an active guardian on `day`."""
+    """Staff roles granted, plus PARENT while the user is an active guardian on `day`
+    (the school's today, from the caller's clock)."""
     query = select(RoleGrant.role).where(RoleGrant.user_id == user_id)
     if school_id is not None:
         query = query.where(RoleGrant.school_id == school_id)
     roles = {Role(r) for r in session.exec(query).all()}
-    if children_of(session, user_id, day or date.today()):
+    if children_of(session, user_id, day):
         roles.add(Role.PARENT)
     return roles
 

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from starlette.responses import RedirectResponse, Response
 
 from parent_portal.admin_access import Admin, AdminDep
-from parent_portal.deps import SessionDep
+from parent_portal.deps import ClockDep, SessionDep
 from parent_portal.i18n import translator
 from parent_portal.money_view import Formats
 from parent_portal.templating import language_of, render
@@ -86,12 +86,14 @@ def add(request: Request, admin: AdminDep, session: SessionDep, name: FormText =
 
 
 @router.post("/admin/schools/{school_id}/devices/{device_id}/revoke")
-def revoke(request: Request, device_id: int, admin: AdminDep, session: SessionDep) -> Response:
+def revoke(request: Request, device_id: int, admin: AdminDep, session: SessionDep,
+           clock: ClockDep) -> Response:
     device = session.get(Device, device_id)
     if device is None or device.school_id != admin.school_id:
         raise NotFound("no such device")
     if device.revoked_at is None:
-        revoke_device(session=session, device=device, actor_user_id=admin.viewer.user_id,
+        revoke_device(session=session, device=device, now=clock(),
+                      actor_user_id=admin.viewer.user_id,
                       ip=admin.ip)
         session.commit()
     return RedirectResponse(f"/admin/schools/{admin.school_id}/devices?done=revoked",

@@ -116,7 +116,7 @@ def test_a_revoked_till_and_a_camera_node_are_refused(
     client, token, session = till
     device = device_for_token(session, token)
     assert device is not None
-    revoke_device(session=session, device=device)
+    revoke_device(session=session, device=device, now=NOON)
     session.commit()
     assert client.post("/api/till/taps", json=_tap()).status_code == 401
     _, node_token = add_device(

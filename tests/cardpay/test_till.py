@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -288,6 +289,31 @@ def test_closed_days_and_service_hours(canteen: Canteen) -> None:
     canteen.clock.advance(days=2, hours=7)  # Thursday, 19:00 in Paris
     assert canteen.tap().message == "En dehors des heures de service"
     assert canteen.meals() == 0
+
+
+def _paris(day: date, hour: int) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=ZoneInfo("Europe/Paris")).astimezone(UTC)
+
+
+@pytest.mark.parametrize("years", [-1, 1])
+def test_a_school_day_a_year_from_the_real_date(canteen: Canteen, years: int) -> None:
+    """The only test that reads the real date, on purpose: a school day a year behind and
+    a year ahead of whenever it runs gives the same verdicts, so no rule reads the wall
+    clock instead of the till's."""
+    real = date.today()  # noqa: DTZ011 - the point of the test
+    start = real + timedelta(days=365 * years)
+    tuesday = start + timedelta(days=(1 - start.weekday()) % 7)
+    with Session(canteen.engine) as s:
+        s.add(ClosedDay(school_id=canteen.s.school.id, day=tuesday, label="grève"))
+        s.commit()
+    canteen.clock.now = _paris(tuesday, 12)
+    assert canteen.tap().message == "Cantine fermée aujourd'hui"
+    canteen.clock.now = _paris(tuesday + timedelta(days=2), 19)  # Thursday evening
+    assert canteen.tap().message == "En dehors des heures de service"
+    canteen.clock.now = _paris(tuesday + timedelta(days=3), 12)  # Friday lunch
+    verdict = canteen.tap()
+    assert (verdict.accepted, verdict.balance_cents) == (True, 650)
+    assert canteen.meals() == 1
 
 
 def test_a_tap_id_from_another_till_is_a_conflict(canteen: Canteen) -> None:

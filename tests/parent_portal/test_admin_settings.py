@@ -3,7 +3,7 @@ integer cents; any bad field refuses the whole form and changes nothing."""
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import UTC, datetime, time
 from html import unescape
 
 import pytest
@@ -86,7 +86,7 @@ def test_saving_stores_cents_and_is_audited_before_and_after(
     assert school is not None
     assert school.timezone == "Europe/Brussels"
     # What the till decides with, read the way it reads it.
-    rules = canteen.rules_for(session, school)
+    rules = canteen.rules_for(session, school, now=datetime(2026, 11, 24, 10, tzinfo=UTC))
     assert rules.price_for("Gratuit") == 0
     assert rules.price_for("T2") == 250
     assert rules.price_for("unknown band") == 410
