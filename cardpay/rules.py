@@ -37,7 +37,7 @@ class Reason(enum.StrEnum):
 MESSAGES: dict[str, dict[Reason, str]] = {
     "fr": {
         Reason.OK: "Bon appétit",
-        Reason.UNKNOWN_CARD: "Carte inconnue",
+        Reason.UNKNOWN_CARD: "Carte inconnue ici",
         Reason.CARD_LOST: "Carte déclarée perdue",
         Reason.CARD_BLOCKED: "Carte bloquée",
         Reason.CARD_RETIRED: "Carte remplacée",
@@ -53,7 +53,7 @@ MESSAGES: dict[str, dict[Reason, str]] = {
     },
     "en": {
         Reason.OK: "Enjoy your meal",
-        Reason.UNKNOWN_CARD: "Unknown card",
+        Reason.UNKNOWN_CARD: "Card not known here",
         Reason.CARD_LOST: "Card reported lost",
         Reason.CARD_BLOCKED: "Card blocked",
         Reason.CARD_RETIRED: "Card replaced",

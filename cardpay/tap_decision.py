@@ -36,7 +36,6 @@ from cardpay.rules import Decision, PupilState, Reason, decide, school_day
 from cardpay.tap_rows import CardState, PupilRow, RecordedTap, TapRecord
 from cardpay.verdicts import Verdict, make_verdict, verdict_of
 from school import audit
-from school.clock import utcnow
 from school.models import Pupil
 
 logger = logging.getLogger(__name__)
@@ -137,7 +136,7 @@ def _card_state(conn: Connection, tap: TapInput, uid: str) -> CardState | None:
 
     def read() -> CardState | None:
         return tap_rows.card_state(
-            conn, uid, read_at=read_at,
+            conn, uid, school_id=tap.school_id, read_at=read_at,
             day=canteen.day_bounds(rules, school_day(rules, read_at)),
             retap_from=read_at - tap.canteen.retap,
         )
@@ -202,9 +201,11 @@ def _post_meal(conn: Connection, tap: TapInput, record: TapRecord, state: CardSt
         write(
             conn,
             ledger_request(tap.school_id, TransactionKind.MEAL, f"tap:{record.tap_id}",
-                           [(AccountIds(state.account_id, tap.school_id), -price),
+                           # The account's own school, so the ledger's guard checks it.
+                          [(AccountIds(state.account_id, state.pupil.school_id), -price),
                             (tap.canteen.revenue, price)]),
-            created_at=utcnow(), occurred_at=record.read_at, memo=f"meal, {tap.device_name}",
+            created_at=record.received_at, occurred_at=record.read_at,
+            memo=f"meal, {tap.device_name}",
             actor_device_id=tap.device_id, enforce_floors=not offline,
         )
         _low_balance(conn, state, record)

@@ -105,7 +105,8 @@ _CARD_STATE = DriverStatement(
     .join(_PUPIL, _PUPIL.c.id == _CARD.c.pupil_id)
     .outerjoin(_ACCOUNT, _ACCOUNT.c.pupil_id == _PUPIL.c.id)
     .outerjoin(_LIMITS, _LIMITS.c.pupil_id == _PUPIL.c.id)
-    .where(_CARD.c.uid == bindparam("uid"))
+    # Within the till's school only: a card is known only to the tills of its own school.
+    .where(_CARD.c.uid == bindparam("uid"), _PUPIL.c.school_id == bindparam("school_id"))
 )
 _CLAIM_COUNTER = DriverStatement(
     update(_CARD)
@@ -238,14 +239,16 @@ def card_state(
     conn: Connection,
     uid: str,
     *,
+    school_id: int,
     read_at: datetime,
     day: tuple[datetime, datetime],
     retap_from: datetime,
 ) -> CardState | None:
-    """The card with this UID and its pupil's state at `read_at`; None for no such card."""
+    """The card with this UID, of a pupil of `school_id`, and the pupil's state at
+    `read_at`; None for no such card in that school (another school's card included)."""
     params = {
-        "uid": uid, "day_start": day[0], "day_end": day[1], "retap_from": retap_from,
-        "read_at": read_at,
+        "uid": uid, "school_id": school_id, "day_start": day[0], "day_end": day[1],
+        "retap_from": retap_from, "read_at": read_at,
     }
     row = _CARD_STATE.first(conn, params)
     if row is None:
