@@ -50,8 +50,14 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/till", tags=["till"], route_class=metrics.TimedRoute)
 
 
+# Strict: a device's body is JSON as the till API describes it, or a 422. Nothing is
+# coerced ("yes" or 1 is no boolean, "12" no integer): a loosely typed field once made a
+# tap count as a meal served offline, which skips one-meal-a-day and the floor.
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
 class CardIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     uid: str = Field(pattern=r"^[0-9A-Fa-f: ]{8,40}$", description="UID as hex")
     sun_url: str | None = Field(
@@ -60,7 +66,7 @@ class CardIn(BaseModel):
 
 
 class TapIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     tap_id: UUID
     read_at: AwareDatetime

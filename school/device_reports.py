@@ -40,6 +40,8 @@ def parse_report(queue: str | None, last_sync: str | None) -> TillReport | None:
     if queue is None:
         return None
     try:
+        if not (queue.isascii() and queue.isdigit()):  # int() would take " +1_0 "
+            raise ValueError(queue)
         count = int(queue)
         synced = datetime.fromisoformat(last_sync) if last_sync else None
     except ValueError:

@@ -231,3 +231,36 @@ def test_many_tills_and_a_parent_at_once_all_get_answers(
             t.join(timeout=60)
     assert sorted(set(statuses)) == [200, 404]
     assert statuses.count(200) == 4 * 15 + 3
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"offline_accepted": "yes"},
+        {"offline_accepted": "true"},
+        {"offline_accepted": 1},
+        {"offline_accepted": 0},
+        {"offline_accepted": "null"},
+        {"card": {"uid": 0xA1B2C3D4}},
+        {"card": {"uid": UID, "sun_url": 5}},
+        {"read_at": 1795000000},
+        {"tap_id": 12345},
+    ],
+)
+def test_a_loosely_typed_body_is_refused_and_changes_nothing(
+    till: tuple[TestClient, str, Session], over: dict[str, object]
+) -> None:
+    """JSON booleans, integers and strings only: a 'yes' once counted as a meal served
+    offline, which skips one-meal-a-day and the overdraft floor."""
+    client, _, session = till
+    response = client.post("/api/till/taps", json=_tap(**over))
+    assert response.status_code == 422, response.text
+    assert _taps(session) == 0
+
+
+@pytest.mark.parametrize("queue", ["+3", " 3", "1_0", "٣", "3.0"])
+def test_a_garbled_queue_report_is_ignored(queue: str) -> None:
+    from school.device_reports import parse_report
+
+    assert parse_report(queue, None) is None
+    assert parse_report("3", None) is not None
