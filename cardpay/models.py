@@ -200,7 +200,12 @@ class Tap(SQLModel, table=True):
     (refused taps post nothing, so the ledger alone cannot answer a retry)."""
 
     __table_args__ = (Index("ix_tap_card_read", "card_uid", "read_at"),
-                      Index("ix_tap_pupil_read", "pupil_id", "read_at"))
+                      Index("ix_tap_pupil_read", "pupil_id", "read_at"),
+                      # A SUN read counter is good for one tap of its card, whatever the
+                      # order taps arrive in (cardpay.tap_decision).
+                      Index("ux_tap_card_sun_counter", "card_id", "sun_counter", unique=True,
+                            sqlite_where=text("sun_counter IS NOT NULL"),
+                            postgresql_where=text("sun_counter IS NOT NULL")))
 
     id: int | None = Field(default=None, primary_key=True)
     tap_id: str = Field(max_length=64, unique=True)
@@ -227,3 +232,40 @@ class Tap(SQLModel, table=True):
     sun_verified: bool = Field(
         default=False, sa_column=Column(Boolean(), nullable=False, server_default=false())
     )
+    # The NTAG 424 DNA read counter this tap used up (None for a UID card, or a replay).
+    sun_counter: int | None = None
+    # What the till did when it decided alone (its journal says so on replay): None for a
+    # tap the till showed as the server answered.
+    till_accepted: bool | None = None
+
+
+class Disagreement(enum.StrEnum):
+    """How a till and the server came to differ on a tap, and so what was done."""
+
+    CHARGE_REVERSED = "charge_reversed"  # the server charged late; the till had refused
+    CHARGED_LATE = "charged_late"  # the server refused late; the till had served
+    NOT_CHARGED = "not_charged"  # the till served; the meal cannot be charged (reason)
+    NOTHING_TO_DO = "nothing_to_do"  # they differ, but no money moved either way
+
+
+class TillDisagreement(SQLModel, table=True):
+    """A tap on which the till and the server differed, and what was done about it; the
+    staff's list (health page) and the audit log carry the same."""
+
+    __tablename__ = "till_disagreement"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    tap_row_id: int = Field(foreign_key="tap.id", unique=True)
+    tap_id: str = Field(max_length=64)
+    device_id: int = Field(foreign_key="device.id")
+    pupil_id: int | None = Field(default=None, foreign_key="pupil.id")
+    till_accepted: bool
+    server_accepted: bool  # the server's first verdict
+    server_reason: str = Field(max_length=32)
+    kind: Disagreement = _enum_column(Disagreement, name="disagreement")
+    # The transaction that settled it (a reversal, a late charge), if any.
+    transaction_id: int | None = Field(default=None, foreign_key="ledger_transaction.id")
+    amount_cents: int = _cents(default=0)  # what was charged (+) or given back (-)
+    read_at: datetime = _utc()
+    settled_at: datetime = _utc()

@@ -31,6 +31,7 @@ class Reason(enum.StrEnum):
     CARD_NOT_GENUINE = "card_not_genuine"
     REPLAYED = "replayed"
     ACCOUNT_CLOSED = "account_closed"
+    TILL_REFUSED = "till_refused"  # the server had accepted, too late: the till's word stands
 
 
 # Words a cashier understands at a glance; {first} is the time of the first meal.
@@ -50,6 +51,7 @@ MESSAGES: dict[str, dict[Reason, str]] = {
         Reason.CARD_NOT_GENUINE: "Carte non authentique",
         Reason.REPLAYED: "Lecture rejouée : carte copiée ?",
         Reason.ACCOUNT_CLOSED: "Compte fermé : l'élève a quitté l'école",
+        Reason.TILL_REFUSED: "Refusé à la caisse (hors ligne)",
     },
     "en": {
         Reason.OK: "Enjoy your meal",
@@ -66,6 +68,7 @@ MESSAGES: dict[str, dict[Reason, str]] = {
         Reason.CARD_NOT_GENUINE: "Card is not genuine",
         Reason.REPLAYED: "Replayed read: copied card?",
         Reason.ACCOUNT_CLOSED: "Account closed: the pupil has left the school",
+        Reason.TILL_REFUSED: "Refused at the till (offline)",
     },
 }
 

@@ -8,6 +8,20 @@ decided: the meal was served. Nothing here commits: the till commits (or, on SQL
 the group committer commits a batch of taps); the verdict is built before the commit,
 so nothing is read after it.
 
+An NTAG 424 DNA card counts its reads, and each SUN message carries the count. The rule:
+a counter value used once is a replay (refused, with an alert: a copied message). A live
+tap must also carry a counter above the highest seen for the card, since a copy of a
+message the card mirrored earlier (skimmed, say) is otherwise new to us. A tap the till
+decided offline may arrive after later taps of the same card from other tills: a counter
+never seen before, even below the highest, is then a meal served (or refused) at that till
+and is taken as the till decided it. Every counter used is kept on its tap, one tap per
+card and counter (a unique index), so arrival order cannot make a served meal unpaid.
+
+What the till did is what the ledger ends with: a tap the till decided alone after the
+server had already decided it (the server's answer came too late) is settled when the
+journal reports the till's outcome (`cardpay.disagreements`); a tap the till served
+offline whose card the server refuses is recorded as a meal nobody can be charged for.
+
 What the card proved (its SUN message checked) and the school's rules are worked out
 before the transaction; everything money depends on is read inside it, in one statement
 (`tap_rows.card_state`). On PostgreSQL the pupil's account row (and meal revenue's,
@@ -23,9 +37,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from cardpay import alerts, canteen, tap_rows
+from cardpay import alerts, canteen, disagreements, tap_rows
 from cardpay.accounts import pupil_account
 from cardpay.canteen_cache import Canteen
 from cardpay.cards import mask_uid
@@ -70,6 +84,7 @@ class Identity:
     counter: int | None = None
     sun: bool = False
     refusal: Reason | None = None
+    alert: str = ""  # what staff are told of a refusal, when more than its reason says
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,8 @@ def decide_tap(conn: Connection, tap: TapInput) -> Verdict:
         return _answer_again(conn, tap, found)
     record, identity = _new_record(tap), tap.identity
     if identity.uid is None:
-        return _refuse(conn, tap, record, None, identity.refusal or Reason.UNKNOWN_CARD)
+        return _refuse(conn, tap, record, None, identity.refusal or Reason.UNKNOWN_CARD,
+                       alert=identity.alert)
     state = _card_state(conn, tap, identity.uid)
     if state is None:
         if identity.sun:  # genuine, but not issued here: staff may enrol it as secure
@@ -101,14 +117,13 @@ def decide_tap(conn: Connection, tap: TapInput) -> Verdict:
     if identity.sun != (state.kind is CardKind.NTAG424):
         # A secure card read without its signature (a copy?), or a UID card's SUN message.
         return _refuse(conn, tap, record, None, Reason.CARD_NOT_GENUINE)
-    if identity.counter is not None and not tap_rows.claim_counter(
-        conn, state.card_id, identity.counter
-    ):
+    if identity.counter is not None and not _fresh_counter(conn, tap, state.card_id,
+                                                           identity.counter):
         logger.warning("replayed SUN counter %s for card %s", identity.counter,
                        mask_uid(state.uid))
         return _refuse(conn, tap, record, None, Reason.REPLAYED)
     record.card_uid, record.card_id, record.pupil_id = state.uid, state.card_id, state.pupil.id
-    record.sun_verified = identity.sun
+    record.sun_verified, record.sun_counter = identity.sun, identity.counter
     if state.account_closed:  # the pupil has left: their cards were retired with it
         return _refuse(conn, tap, record, state.pupil, Reason.ACCOUNT_CLOSED)
     if state.status is not CardStatus.ACTIVE:
@@ -116,6 +131,14 @@ def decide_tap(conn: Connection, tap: TapInput) -> Verdict:
     if state.retap_of is not None:
         return _repeat(conn, tap, record, state)
     return _charge(conn, tap, record, state)
+
+
+def _fresh_counter(conn: Connection, tap: TapInput, card_id: int, counter: int) -> bool:
+    """The SUN read counter rule (see the module's docstring)."""
+    if tap_rows.counter_used(conn, card_id, counter):
+        return False
+    highest = tap_rows.claim_counter(conn, card_id, counter)
+    return highest or tap.request.offline_accepted is not None
 
 
 def _new_record(tap: TapInput) -> TapRecord:
@@ -128,6 +151,7 @@ def _new_record(tap: TapInput) -> TapRecord:
         read_at=request.read_at,
         received_at=tap.received_at,
         decided_offline=request.offline_accepted is not None,
+        till_accepted=request.offline_accepted,
     )
 
 
@@ -227,19 +251,33 @@ def _low_balance(conn: Connection, state: CardState, record: TapRecord) -> None:
 
 
 def _refuse(conn: Connection, tap: TapInput, record: TapRecord, pupil: PupilRow | None,
-            reason: Reason, decision: Decision | None = None) -> Verdict:
+            reason: Reason, decision: Decision | None = None, *, alert: str = "") -> Verdict:
     record.accepted, record.reason, record.price_cents = False, reason.value, 0
     record.balance_after_cents = None
-    record.alert = _ALERTS.get(reason, "")
+    record.alert = alert or _ALERTS.get(reason, "")
     verdict = _verdict(tap, record, pupil, decision or Decision(accepted=False, reason=reason))
     tap_rows.insert_tap(conn, record)
-    if record.alert:
+    if tap.request.offline_accepted:  # served offline, and the card refused here
+        with _orm(conn) as session:
+            row_id = session.exec(select(Tap.id).where(Tap.tap_id == record.tap_id)).one()
+            assert row_id is not None
+            disagreements.served_not_charged(session, row_id, tap.received_at)
+    elif record.alert:
         _audit_alert(conn, record)
     return verdict
 
 
 def _answer_again(conn: Connection, tap: TapInput, found: RecordedTap) -> Verdict:
-    """The verdict a till is sent again when it retries a recorded tap."""
+    """The verdict a till is sent again when it retries a recorded tap; when its journal
+    now says it decided the tap alone, the tap ends as the till did."""
+    if tap.request.offline_accepted is not None:
+        with _orm(conn) as session:
+            row = session.get_one(Tap, found.id)
+            disagreements.settle(session, row, till_accepted=tap.request.offline_accepted,
+                                 rules=tap.canteen.rules, revenue=tap.canteen.revenue,
+                                 now=tap.received_at)
+            session.flush()
+            return verdict_of(session, row)
     decision = Decision.recorded(found.accepted, found.reason)
     if decision.reason is Reason.ALREADY_EATEN:  # says when the first meal was: by the ORM
         with _orm(conn) as session:

@@ -116,6 +116,11 @@ _CLAIM_COUNTER = DriverStatement(
     )
     .values(last_sun_counter=bindparam("ctr"))
 )
+_COUNTER_USED = DriverStatement(
+    select(_TAP.c.id)
+    .where(_TAP.c.card_id == bindparam("card_id"), _TAP.c.sun_counter == bindparam("ctr"))
+    .limit(1)
+)
 _LOCK_ACCOUNTS = (
     select(_ACCOUNT.c.id)
     .where(_ACCOUNT.c.id.in_(bindparam("ids", expanding=True)))
@@ -145,6 +150,8 @@ class TapRecord:
     repeat_of_id: int | None = None
     alert: str = ""
     sun_verified: bool = False
+    sun_counter: int | None = None
+    till_accepted: bool | None = None
 
 
 # inline: no RETURNING of the new id on PostgreSQL, where nobody reads it.
@@ -266,6 +273,11 @@ def claim_counter(conn: Connection, card_id: int, counter: int) -> bool:
     """Record `counter` as the card's last SUN read if it is greater than the last one:
     one compare-and-set, so that two taps racing cannot both win."""
     return _CLAIM_COUNTER.rowcount(conn, {"card_id": card_id, "ctr": counter}) == 1
+
+
+def counter_used(conn: Connection, card_id: int, counter: int) -> bool:
+    """True when a recorded tap of the card used this SUN read counter already."""
+    return _COUNTER_USED.first(conn, {"card_id": card_id, "ctr": counter}) is not None
 
 
 def lock_accounts(conn: Connection, account_ids: list[int]) -> None:

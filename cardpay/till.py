@@ -164,7 +164,16 @@ class Till:
         except CardPayError as exc:  # malformed or forged
             logger.warning("tap %s: SUN message refused: %s", request.tap_id, exc)
             return Identity(claimed, None, sun=True, refusal=Reason.CARD_NOT_GENUINE)
-        return Identity(claimed, verified.uid.hex().upper(), verified.counter, sun=True)
+        proved = verified.uid.hex().upper()
+        if claimed and claimed != proved and not _random_id(claimed):
+            # A genuine message of another card sent with this card's UID: both came
+            # from the same reader at the same moment, or the message was copied.
+            logger.warning("tap %s: the UID read is not the UID the card signed",
+                           request.tap_id)
+            return Identity(claimed, None, sun=True, refusal=Reason.CARD_NOT_GENUINE,
+                            alert="the UID read does not match the card's signed UID "
+                                  "(a copied message?)")
+        return Identity(claimed, proved, verified.counter, sun=True)
 
 
 def _raced(request: TapRequest) -> None:
@@ -181,6 +190,12 @@ def _check_time(request: TapRequest, now: datetime) -> None:
         raise TapRejectedError("read_at is too old to be a tap still to be charged")
     if not request.uid and not request.sun_url:
         raise TapRejectedError("the tap carries no card data")
+
+
+def _random_id(uid: str) -> bool:
+    """A random ID (ISO/IEC 14443-3: four bytes, the first 08h), which a card configured
+    for privacy shows the reader instead of its UID; only its SUN message names it."""
+    return len(uid) == 8 and uid.startswith("08")
 
 
 def _uid_or_blank(uid: str) -> str:

@@ -300,7 +300,7 @@ def test_a_school_day_a_year_from_the_real_date(canteen: Canteen, years: int) ->
     """The only test that reads the real date, on purpose: a school day a year behind and
     a year ahead of whenever it runs gives the same verdicts, so no rule reads the wall
     clock instead of the till's."""
-    real = date.today()  # noqa: DTZ011 - the point of the test
+    real = date.today()
     start = real + timedelta(days=365 * years)
     tuesday = start + timedelta(days=(1 - start.weekday()) % 7)
     with Session(canteen.engine) as s:
