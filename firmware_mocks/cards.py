@@ -35,10 +35,12 @@ GARBAGE = bytes.fromhex("133742")  # three bytes ending in no known status word
 @dataclass(frozen=True, slots=True)
 class Fault:
     """Misbehave once, on the first command that starts with ``on`` (any if empty):
-    answer garbage, or vanish (leave the field) without answering."""
+    answer garbage, vanish (leave the field) without answering, or answer only the status
+    word ``sw`` (``6D00``, say: a card that does not know the command)."""
 
-    action: Literal["garbage", "vanish"]
+    action: Literal["garbage", "vanish", "status"]
     on: bytes = b""
+    sw: bytes = b"\x6d\x00"
 
 
 class Kind(enum.Enum):

@@ -163,7 +163,10 @@ class VirtualCard:
             if fault is not None and fault.action == "vanish":
                 result.vanished = True
                 return
-            _send(sock, GARBAGE if fault is not None else session.respond(message))
+            if fault is None:
+                _send(sock, session.respond(message))
+            else:
+                _send(sock, fault.sw if fault.action == "status" else GARBAGE)
             if until_apdus is not None and len(result.apdus) >= until_apdus:
                 return
             if until_feedback and message[:3] == b"\xff\x00\x40":

@@ -57,6 +57,10 @@ def _converted(exc: Exception, doing: str) -> HardwareError:
     return CardProtocolError(f"{doing}: {exc!r}")
 
 
+def _uid_only(uid: bytes) -> CardRead:
+    return CardRead(uid=uid, kind=CardKind.UNKNOWN, reader="nfc")
+
+
 def type2_read(tag: Any, uid: bytes) -> CardRead:
     product = str(tag.product)
     kind = next((k for name, k in _NTAG_PRODUCTS.items() if name in product), None)
@@ -141,7 +145,15 @@ class NfcReader:
         except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as exc:
             error = _converted(exc, "read")
             logger.warning("tag %s on %s: %s", masked_uid(uid), self._path, error)
-            raise error from exc
+            if not isinstance(error, CardProtocolError):
+                raise error from exc
+            read = _uid_only(uid)
+        except CardProtocolError as exc:
+            # The UID came with anticollision; an odd answer after it does not lose the
+            # tap: it goes to the server as a UID card, and the server decides.
+            logger.warning("tag %s on %s: %s; sent as a UID card", masked_uid(uid),
+                           self._path, exc)
+            read = _uid_only(uid)
         except HardwareError as exc:
             logger.warning("tag %s on %s: %s", masked_uid(uid), self._path, exc)
             raise

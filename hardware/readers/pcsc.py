@@ -114,7 +114,20 @@ def read_ndef(card: CardLink) -> bytes | None:
 
 
 def identify(card: CardLink, atr: bytes, profile: ReaderProfile) -> CardRead:
+    """The card's UID, then what it is and what it mirrors. Once the UID is read, a probe
+    the card or reader answers oddly (readers and cards vary: a ``6D00`` to GET_VERSION)
+    does not lose the tap: it goes to the server as a UID card, and the server decides."""
     uid = read_uid(card)
+    try:
+        kind, ndef = _probe(card, atr, profile)
+    except CardProtocolError as exc:
+        logger.warning("card %s: %s; sent as a UID card", masked_uid(uid), exc)
+        return CardRead(uid=uid, kind=CardKind.UNKNOWN, reader=card.reader, atr=atr)
+    sun_url = first_uri(ndef) if ndef else None
+    return CardRead(uid=uid, kind=kind, reader=card.reader, atr=atr, ndef=ndef, sun_url=sun_url)
+
+
+def _probe(card: CardLink, atr: bytes, profile: ReaderProfile) -> tuple[CardKind, bytes | None]:
     kind, ndef = CardKind.UNKNOWN, None
     if atr.startswith(STORAGE_ATR_PREFIX) and len(atr) >= 15 and atr[12] == 0x03:
         name = atr[13:15]
@@ -125,8 +138,7 @@ def identify(card: CardLink, atr: bytes, profile: ReaderProfile) -> CardRead:
         kind = iso_kind(iso_version(card))  # ISO 14443-4: the ATR alone cannot tell
         if kind is CardKind.NTAG424_DNA:
             ndef = read_ndef(card)
-    sun_url = first_uri(ndef) if ndef else None
-    return CardRead(uid=uid, kind=kind, reader=card.reader, atr=atr, ndef=ndef, sun_url=sun_url)
+    return kind, ndef
 
 
 class PcscReader:
