@@ -172,8 +172,9 @@ def _ascii(text: str) -> str:
     return "".join(c for c in decomposed if c.isascii() and (c.isalnum() or c == "-")).lower()
 
 
-def seed(session: Session, *, today: date) -> list[DemoLogin]:
-    """Fill an empty, migrated database with the demo school; return the logins to print."""
+def seed(session: Session, *, today: date, master_key: bytes) -> list[DemoLogin]:
+    """Fill an empty, migrated database with the demo school; return the logins to print.
+    `master_key` signs the secure cards' taps in the history, as the cards would."""
     rng = random.Random(1993)  # noqa: S311 - demo data, not secrets
     password_hash = hash_password(DEMO_PASSWORD)
     school = School(
@@ -199,7 +200,8 @@ def seed(session: Session, *, today: date) -> list[DemoLogin]:
     pupils = _seed_pupils(session, school, rooms, names, rng)
     _seed_families(session, pupils, rng, password_hash, start)
     clerk = session.exec(select(User).where(User.email == f"office@{DEMO_DOMAIN}")).one()
-    demo_money.seed_money(session, school=school, pupils=pupils, clerk=clerk, today=today)
+    demo_money.seed_money(session, school=school, pupils=pupils, clerk=clerk, today=today,
+                          master_key=master_key)
     return [
         *staff,
         DemoLogin(

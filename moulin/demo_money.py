@@ -3,15 +3,17 @@
 Every pupil has a card, half of them plain UID cards (MIFARE Classic, 4-byte UIDs: copyable)
 and half NTAG 424 DNA cards (7-byte UIDs starting 04); a few have an older card retired
 or lost. Accounts were topped up at the office (cash, cheque, transfer, with receipts) or
-online, lunches were served at two tills on past school days, one tapped-twice meal was
-reversed and one family that moved away was refunded. All from a fixed seed, posted
-through the same services as real use, so the reports and `moulin db check` agree.
+online, lunches were tapped at two tills on past school days, one meal counted by mistake
+was reversed and one family that moved away was refunded. All from a fixed seed, through
+the same services as real use: each lunch is a tap decided by the till service (its SUN
+message checked, one meal a day, the floor), so the reports, the rules and `moulin db
+check` agree with the history.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -20,19 +22,20 @@ from sqlmodel import Session, col, select
 
 from cardpay import cards, office, topups
 from cardpay.account_models import IntentStatus, Tender, TopUpIntent
-from cardpay.accounts import pupil_account, school_account
-from cardpay.ledger import post
+from cardpay.accounts import pupil_account
 from cardpay.models import (
-    Account,
-    AccountKind,
     CanteenSettings,
     CardKind,
     CardStatus,
     LedgerTransaction,
-    TransactionKind,
+    Tap,
 )
 from cardpay.payments.base import PaymentConfirmed
 from cardpay.rules import CanteenRules
+from cardpay.sun import Keyring
+from cardpay.till import TapRequest, Till
+from cardpay.verdicts import Verdict
+from firmware_mocks.sun import build_sun_url
 from school.devices import add_device
 from school.models import Device, DeviceKind, Pupil, School, User
 
@@ -43,6 +46,36 @@ OPEN_WEEKDAYS = (0, 1, 3, 4)  # Monday, Tuesday, Thursday, Friday
 
 
 @dataclass
+class _Card:
+    uid: bytes
+    secure: bool
+    counter: int = 0  # NTAG 424 DNA: the SUN read counter of its last tap
+
+
+class _Taps:
+    """The till service as the demo's history taps through it, its clock set to each
+    meal's time (a lunch tapped then, live)."""
+
+    def __init__(self, session: Session, master_key: bytes) -> None:
+        self.now = datetime.min.replace(tzinfo=UTC)
+        self.keyring = Keyring(master_key)
+        self.till = Till(engine=session.get_bind(), keyring=self.keyring,  # type: ignore[arg-type]
+                         clock=lambda: self.now)
+
+    def tap(self, till: Device, card: _Card, at: datetime) -> Verdict:
+        self.now, sun_url = at, None
+        if card.secure:
+            card.counter += 1
+            sun_url = build_sun_url(
+                "https://moulin.example/sun", uid=card.uid, counter=card.counter,
+                meta_key=self.keyring.meta_read, file_key=self.keyring.file_read(card.uid),
+            ).url
+        request = TapRequest(tap_id=str(uuid.uuid4()), read_at=at,
+                             uid=card.uid.hex(), sun_url=sun_url)
+        return self.till.tap(till, request)
+
+
+@dataclass
 class _Books:
     session: Session
     school: School
@@ -50,7 +83,8 @@ class _Books:
     clerk: User
     rng: random.Random
     zone: ZoneInfo
-    revenue: Account
+    taps: _Taps
+    cards: dict[int, _Card]
 
 
 def demo_rules() -> CanteenRules:
@@ -58,8 +92,9 @@ def demo_rules() -> CanteenRules:
 
 
 def seed_money(session: Session, *, school: School, pupils: list[Pupil], clerk: User,
-               today: date) -> None:
-    """Give the demo school its tills, cards and account history (commits)."""
+               today: date, master_key: bytes) -> None:
+    """Give the demo school its tills, cards and account history (commits). `master_key`
+    is the deployment's card master key: the secure cards' taps are signed with it."""
     session.commit()
     # Hundreds of commits follow: a session that does not reload every record after each
     # one keeps the demo quick to start.
@@ -67,11 +102,16 @@ def seed_money(session: Session, *, school: School, pupils: list[Pupil], clerk: 
         ids = [pupil.id for pupil in pupils]
         by_id = {p.id: p for p in money.exec(select(Pupil).where(col(Pupil.id).in_(ids)))}
         mine = [by_id[i] for i in ids]
-        _seed(money, money.get(School, school.id), mine, money.get(User, clerk.id), today)
+        taps = _Taps(money, master_key)
+        try:
+            _seed(money, money.get(School, school.id), mine, money.get(User, clerk.id), today,
+                  taps)
+        finally:
+            taps.till.close()
 
 
 def _seed(session: Session, school: School | None, pupils: list[Pupil], clerk: User | None,
-          today: date) -> None:
+          today: date, taps: _Taps) -> None:
     assert school is not None
     assert clerk is not None
     rng = random.Random(424)  # noqa: S311 - demo data, not secrets
@@ -82,14 +122,14 @@ def _seed(session: Session, school: School | None, pupils: list[Pupil], clerk: U
     session.add(CanteenSettings(school_id=school.id or 0, prices_by_band=DEMO_TARIFFS,
                                 open_weekdays="0123456", service_start=time(0, 0),
                                 service_end=time(23, 59, 59)))
-    revenue = school_account(session=session, school_id=school.id or 0,
-                             kind=AccountKind.MEAL_REVENUE)
-    books = _Books(session, school, tills, clerk, rng, ZoneInfo(school.timezone), revenue)
-    _issue_cards(session, pupils, rng, today)
+    session.commit()
+    books = _Books(session, school, tills, clerk, rng, ZoneInfo(school.timezone), taps,
+                   _issue_cards(session, pupils, rng, today))
+    session.commit()
     days = _past_school_days(today)
     for index, pupil in enumerate(pupils):
         _history(books, index, pupil, days)
-    _mistake_reversed(books, pupils[2], days[-1])
+    _mistake_reversed(books, pupils[2], days)
     _refund_leaver(books, pupils[-1], days[-1])
 
 
@@ -115,21 +155,27 @@ def _uid(rng: random.Random, kind: CardKind) -> str:
 
 
 def _issue_cards(session: Session, pupils: list[Pupil], rng: random.Random,
-                 today: date) -> None:
+                 today: date) -> dict[int, _Card]:
     """One active card each, the kinds alternating; every seventh pupil lost or wore out
-    an earlier card."""
+    an earlier card. The active card of each pupil, by pupil id."""
     issued = datetime.combine(today - timedelta(days=60), time(8), tzinfo=UTC)
+    active: dict[int, _Card] = {}
     for index, pupil in enumerate(pupils):
         kind = CardKind.UID if index % 2 == 0 else CardKind.NTAG424
         if index % 7 == 3:
             cards.issue_card(session=session, pupil=pupil, uid=_uid(rng, kind), kind=kind,
                              clock=lambda: issued)
             replaced = CardStatus.LOST if index % 14 == 3 else CardStatus.RETIRED
-            cards.issue_card(session=session, pupil=pupil, uid=_uid(rng, kind), kind=kind,
+            uid = _uid(rng, kind)
+            cards.issue_card(session=session, pupil=pupil, uid=uid, kind=kind,
                              replaced_status=replaced, clock=lambda: issued + timedelta(days=20))
         else:
-            cards.issue_card(session=session, pupil=pupil, uid=_uid(rng, kind), kind=kind,
+            uid = _uid(rng, kind)
+            cards.issue_card(session=session, pupil=pupil, uid=uid, kind=kind,
                              clock=lambda: issued)
+        assert pupil.id is not None
+        active[pupil.id] = _Card(bytes.fromhex(uid), kind is CardKind.NTAG424)
+    return active
 
 
 def _history(books: _Books, index: int, pupil: Pupil, days: list[date]) -> None:
@@ -141,9 +187,8 @@ def _history(books: _Books, index: int, pupil: Pupil, days: list[date]) -> None:
             balance += _topup(books, index + n, pupil, day, books.rng.choice((2000, 3000)))
         if books.rng.random() < 0.88 and balance >= price > 0:
             at = _at(books, day, 11 + books.rng.randrange(0, 2), books.rng.randrange(30, 60))
-            _post_meal(books, pupil, books.tills[(pupil.id or 0) % 2], price, at,
-                       f"demo-tap:{pupil.id}:{n}")
-            balance -= price
+            if _lunch(books, pupil, books.tills[(pupil.id or 0) % 2], at).accepted:
+                balance -= price
 
 
 def _topup(books: _Books, seed: int, pupil: Pupil, day: date, cents: int) -> int:
@@ -174,31 +219,39 @@ def _online(books: _Books, pupil: Pupil, cents: int, at: datetime) -> None:
         amount_cents=cents, currency=books.school.currency))
 
 
-def _post_meal(books: _Books, pupil: Pupil, till: Device, price: int, at: datetime,
-               client_id: str) -> None:
-    account = pupil_account(session=books.session, pupil=pupil)
-    revenue = books.revenue
-    clock: Callable[[], datetime] = lambda: at  # noqa: E731 - the meal's own time
-    post(session=books.session, school_id=books.school.id or 0, kind=TransactionKind.MEAL,
-         client_id=client_id, legs=[(account, -price), (revenue, price)], occurred_at=at,
-         actor_device_id=till.id, clock=clock)
+def _lunch(books: _Books, pupil: Pupil, till: Device, at: datetime) -> Verdict:
+    """The pupil's card tapped at `till` at `at`, decided and charged by the till service."""
+    books.session.commit()  # the till writes on its own connection
+    assert pupil.id is not None
+    return books.taps.tap(till, books.cards[pupil.id], at)
 
 
-def _mistake_reversed(books: _Books, pupil: Pupil, day: date) -> None:
-    """A pupil tapped twice at a till that charged both; the office reversed one."""
+def _mistake_reversed(books: _Books, pupil: Pupil, days: list[date]) -> None:
+    """A lunch tapped on a school-trip day, when the pupil ate a packed lunch: the office
+    reversed it."""
+    ate = {_local_day(books, t) for t in books.session.exec(
+        select(Tap.read_at).where(Tap.pupil_id == pupil.id, col(Tap.accepted).is_(True)))}
+    day = next((d for d in reversed(days) if d not in ate), days[-1])
     at = _at(books, day, 12, 59)
     price = demo_rules().price_for(pupil.tariff_band)
     account = pupil_account(session=books.session, pupil=pupil)
     books.session.refresh(account)
     if account.balance_cents < price:
         _topup(books, 0, pupil, day, 2000)
-    _post_meal(books, pupil, books.tills[0], price, at, f"demo-tap:{pupil.id}:twice")
-    twice = books.session.exec(select(LedgerTransaction).where(
-        LedgerTransaction.client_id == f"demo-tap:{pupil.id}:twice")).one()
-    office.reverse_mistake(session=books.session, transaction=twice, reason="badgé deux fois",
+    verdict = _lunch(books, pupil, books.tills[0], at)
+    if not verdict.accepted or not verdict.price_cents:
+        return
+    meal = books.session.exec(select(LedgerTransaction).where(
+        LedgerTransaction.client_id == f"tap:{verdict.tap_id}")).one()
+    office.reverse_mistake(session=books.session, transaction=meal,
+                           reason="sortie scolaire : pique-nique apporté",
                            client_id=f"demo-reversal:{pupil.id}",
                            actor=office.Actor(books.clerk.id or 0),
                            clock=lambda: at + timedelta(hours=2))
+
+
+def _local_day(books: _Books, at: datetime) -> date:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(books.zone).date()
 
 
 def _refund_leaver(books: _Books, pupil: Pupil, day: date) -> None:

@@ -89,7 +89,9 @@ def demo(
     try:
         with Session(eng) as session:
             now = datetime.now(ZoneInfo("Europe/Paris"))
-            logins = demo_data.seed(session, today=now.date())
+            logins = demo_data.seed(
+                session, today=now.date(),
+                master_key=context.load_settings().effective_card_master_key())
             session.commit()
             school = get_school(session, "demo")
             demo_cameras.seed_cameras(

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, func, select
 
 from cardpay.models import Tap
 from moulin.demo_data import DEMO_PASSWORD
@@ -148,6 +148,29 @@ def test_demo_accounts_cards_and_history_add_up(demo: tuple[str, Path]) -> None:
         assert {p.tariff_band for p in session.exec(select(Pupil)).all()} <= set(DEMO_TARIFFS)
 
 
+def test_demo_lunches_are_taps_the_till_decided(demo: tuple[str, Path]) -> None:
+    """The history's meals went through the till service as real taps: each meal has its
+    tap, secure cards' taps carried a checked SUN message, and no pupil got two meals in a
+    school day (the demo once posted meals straight to the ledger, and 35 pupil-days got a
+    second one)."""
+    from zoneinfo import ZoneInfo
+
+    from cardpay.models import LedgerTransaction, Tap, TransactionKind
+
+    _, data = demo
+    with Session(make_engine(f"sqlite:///{data / 'moulin.db'}")) as session:
+        meals = session.exec(select(LedgerTransaction.client_id).where(
+            LedgerTransaction.kind == TransactionKind.MEAL)).all()
+        taps = {t.tap_id: t for t in session.exec(select(Tap)).all()}
+        assert len(meals) > 100
+        assert all(m.startswith("tap:") and m[4:] in taps for m in meals)
+        eaten = [t for t in taps.values() if t.accepted and t.repeat_of_id is None]
+        days = [(t.pupil_id, t.read_at.astimezone(ZoneInfo("Europe/Paris")).date())
+                for t in eaten]
+        assert len(days) == len(set(days)), "a pupil got two meals on one school day"
+        assert any(t.sun_verified for t in eaten)
+
+
 def test_demo_parent_sees_a_balance_and_history(demo: tuple[str, Path]) -> None:
     base, _ = demo
     client = _login(base, "parent@demo.moulin")
@@ -165,6 +188,9 @@ def test_demo_parent_sees_a_balance_and_history(demo: tuple[str, Path]) -> None:
 
 def test_a_demo_card_tapped_from_the_demo_page_reaches_the_till(demo: tuple[str, Path]) -> None:
     base, data = demo
+    engine = make_engine(f"sqlite:///{data / 'moulin.db'}")
+    with Session(engine) as session:  # the history's taps came before
+        before = session.exec(select(func.max(Tap.id))).one() or 0
     client = _login(base, "cashier@demo.moulin")
     try:
         page = client.get("/demo/tap")
@@ -178,13 +204,12 @@ def test_a_demo_card_tapped_from_the_demo_page_reaches_the_till(demo: tuple[str,
         assert "/till/" in tapped.text
     finally:
         client.close()
-    engine = make_engine(f"sqlite:///{data / 'moulin.db'}")
     deadline = time.monotonic() + 20
     found: list[Tap] = []
     while not found and time.monotonic() < deadline:
         time.sleep(0.2)
         with Session(engine) as session:
-            found = list(session.exec(select(Tap)).all())
+            found = list(session.exec(select(Tap).where(col(Tap.id) > before)).all())
     engine.dispose()
     assert [(t.accepted, t.reason) for t in found] == [(True, "ok")]
 
