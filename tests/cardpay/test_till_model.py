@@ -47,8 +47,9 @@ from sqlalchemy import create_engine, func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from cardpay import cards, disagreements
+from cardpay import cards, disagreements, leaving
 from cardpay.accounts import pupil_account, school_account
+from cardpay.errors import LeavingError
 from cardpay.integrity import check_integrity
 from cardpay.ledger import post
 from cardpay.models import (
@@ -60,6 +61,7 @@ from cardpay.models import (
     Tap,
     TransactionKind,
 )
+from cardpay.office import Actor
 from cardpay.reader.daemon import DaemonSettings, ReaderDaemon
 from cardpay.reader.journal import Journal, JournaledTap
 from cardpay.sun import Keyring
@@ -176,6 +178,7 @@ class ModelTap:
     till: int
     holder: Holder
     genuine: bool  # the card itself, not a copy or a message of another card
+    borrowed: bool  # a genuine message of one card sent under another card's UID
     shown: bool  # the LED was green
     repeat: bool
     verdict: dict[str, Any]
@@ -286,6 +289,9 @@ class TillModel(RuleBasedStateMachine):
                     _, token = add_device(session=session, school=school, kind=DeviceKind.TILL,
                                           name=f"till {index}.{t}")
                     tokens.append((index, token))
+            clerk = factories.user(session, f"office-{uuid.uuid4().hex[:8]}@example.org")
+            assert clerk.id is not None
+            self.clerk_id = clerk.id
             session.commit()
         for n, (index, token) in enumerate(tokens):
             folder = self.folder / f"till{n}"
@@ -324,7 +330,7 @@ class TillModel(RuleBasedStateMachine):
         """A pupil's own card on a till, as the reader reads it."""
         h = self.holders[holder]
         sun = h.next_message() if h.secure else None
-        self._tap(till, h, h.uid, sun, wire, genuine=True)
+        self._tap(till, h, h.uid, sun, wire, genuine=True, borrowed=False)
 
     @precondition(lambda self: any(h.messages for h in self.holders))
     @rule(till=tills_st, data=st.data(), wire=wires)
@@ -332,7 +338,7 @@ class TillModel(RuleBasedStateMachine):
         """A copy of a message a card has already mirrored (skimmed, or a cloned tag)."""
         h = data.draw(st.sampled_from([h for h in self.holders if h.messages]))
         sun = data.draw(st.sampled_from(h.messages))
-        self._tap(till, h, h.uid, sun, wire, genuine=False)
+        self._tap(till, h, h.uid, sun, wire, genuine=False, borrowed=False)
 
     @rule(till=tills_st, holder=st.sampled_from([0, 2, 4, 6]), other=holders_st, wire=wires)
     def tap_a_borrowed_message(self, till: int, holder: int, other: int, wire: str) -> None:
@@ -340,10 +346,10 @@ class TillModel(RuleBasedStateMachine):
         y, x = self.holders[holder], self.holders[other]
         if x.uid == y.uid:
             return
-        self._tap(till, y, x.uid, y.next_message(), wire, genuine=False)
+        self._tap(till, y, x.uid, y.next_message(), wire, genuine=False, borrowed=True)
 
     def _tap(self, till: int, holder: Holder, uid: bytes, sun: str | None, wire: str, *,
-             genuine: bool) -> None:
+             genuine: bool, borrowed: bool) -> None:
         box = self.tills[till]
         box.wire.mode = wire
         kind = ReadKind.NTAG424_DNA if sun else ReadKind.MIFARE_CLASSIC_1K
@@ -352,8 +358,8 @@ class TillModel(RuleBasedStateMachine):
         assert len(box.lamp.shown) == lit + 1, "the till showed nothing"
         journaled = box.journal.last
         assert journaled is not None
-        self.taps.append(ModelTap(journaled.tap_id, till, holder, genuine, box.lamp.shown[-1],
-                                  bool(verdict.get("repeat")), verdict))
+        self.taps.append(ModelTap(journaled.tap_id, till, holder, genuine, borrowed,
+                                  box.lamp.shown[-1], bool(verdict.get("repeat")), verdict))
         pupil = verdict.get("pupil")
         if pupil:
             shown_school = next(h.school for h in self.holders if h.pupil_id == pupil["id"])
@@ -418,6 +424,28 @@ class TillModel(RuleBasedStateMachine):
                 session.commit()
                 h.lost = True
 
+    @rule(holder=holders_st)
+    def pupil_leaves(self, holder: int) -> None:
+        """The family moves away: the balance refunded, the cards retired, the account
+        closed; a till that has not heard yet may still serve the card offline."""
+        h = self.holders[holder]
+        if h.left:
+            return
+        with Session(self.world.engine) as session:
+            pupil = session.get_one(Pupil, h.pupil_id)
+            today = self.world.clock().date()
+            try:
+                leaving.close_account(
+                    session=session, pupil=pupil, left_on=today, today=today,
+                    settlement=leaving.Settlement(leaving.Settle.REFUND, reason="départ"),
+                    client_id=f"leave-{uuid.uuid4()}", actor=Actor(self.clerk_id),
+                    clock=self.world.clock)
+            except LeavingError:  # in debt: the office settles that first
+                session.rollback()
+                return
+            session.commit()
+        h.left = True
+
     @rule(till=tills_st, holder=holders_st,
           loose=st.sampled_from(["yes", "true", 1, 0, "1", "null"]))
     def loosely_typed_body(self, till: int, holder: int, loose: object) -> None:
@@ -447,8 +475,10 @@ class TillModel(RuleBasedStateMachine):
             price = PRICES[t.holder.school]
             meal = t.shown and not t.repeat
             other_school = t.holder.school != self.tills[t.till].school
-            if other_school or not meal:
-                assert charged == 0, f"{_describe(t)}: charged {charged} for no meal served"
+            if other_school or not meal or t.borrowed:
+                assert charged == 0, f"{_describe(t)}: charged {charged}, no meal to charge"
+                if meal and t.borrowed:
+                    assert t.tap_id in listed, f"{_describe(t)}: served, not charged, not listed"
                 continue
             clean = t.genuine and not t.holder.lost and not t.holder.left
             if clean:
