@@ -8,20 +8,24 @@ from what that node last wrote (`webcam.heartbeat`). Times are shown in the scho
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
+from cardpay.models import TillDisagreement
 from hardware.cameras.base import CameraState
 from school.device_reports import is_stale, live_devices
-from school.models import Classroom, DeviceKind, School
+from school.models import Classroom, Device, DeviceKind, Pupil, School
 from webcam.errors import UnknownCamera
 from webcam.models import Camera
 from webcam.runtime import CameraRuntime
 
 TIME_FORMAT = "%d/%m/%Y %H:%M:%S"
+DISAGREEMENT_DAYS = timedelta(days=60)
+MAX_DISAGREEMENTS = 100
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,27 @@ class CameraRow:
 
 
 @dataclass(frozen=True)
+class DisagreementRow:
+    """A tap on which a till and the server differed (`cardpay.disagreements`)."""
+
+    read_at: str  # local time
+    till: str
+    pupil: str  # "" when the card was known to no pupil here
+    till_accepted: bool
+    server_reason: str  # the server's first verdict (a cardpay.rules.Reason value)
+    kind: str  # what was done: a cardpay.models.Disagreement value
+    amount_cents: int
+
+
+@dataclass(frozen=True)
 class SchoolHealth:
     school: School
     tills: list[DeviceRow]
     nodes: list[DeviceRow]
     cameras: list[CameraRow]
+    disagreement_count: int = 0  # in the last DISAGREEMENT_DAYS
+    # The rows themselves, for staff who handle money (names, amounts); None for others.
+    disagreements: list[DisagreementRow] | None = None
 
 
 def _local(at: datetime | None, zone: ZoneInfo) -> str:
@@ -59,7 +79,9 @@ def _local(at: datetime | None, zone: ZoneInfo) -> str:
 
 
 def school_health(session: Session, runtime: CameraRuntime, school: School,
-                  now: datetime) -> SchoolHealth:
+                  now: datetime, *, with_money: bool = False) -> SchoolHealth:
+    """The school's devices and cameras; with `with_money`, the taps its tills and the
+    server disagreed on, named (for office and admin)."""
     assert school.id is not None
     zone = ZoneInfo(school.timezone)
     tills: list[DeviceRow] = []
@@ -76,7 +98,30 @@ def school_health(session: Session, runtime: CameraRuntime, school: School,
                    .join(Classroom, col(Classroom.id) == Camera.classroom_id)
                    .where(Camera.school_id == school.id)
                    .order_by(col(Classroom.name), col(Camera.name)))]
-    return SchoolHealth(school, tills, nodes, cameras)
+    count, rows = _disagreements(session, school.id, zone, now, with_rows=with_money)
+    return SchoolHealth(school, tills, nodes, cameras, count, rows)
+
+
+def _disagreements(session: Session, school_id: int, zone: ZoneInfo, now: datetime, *,
+                   with_rows: bool) -> tuple[int, list[DisagreementRow] | None]:
+    since = now - DISAGREEMENT_DAYS
+    recent = (TillDisagreement.school_id == school_id, col(TillDisagreement.read_at) >= since)
+    count = session.exec(select(func.count()).select_from(TillDisagreement).where(*recent)).one()
+    if not with_rows:
+        return count, None
+    found = session.exec(
+        select(TillDisagreement, Device.name, Pupil)
+        .join(Device, col(Device.id) == TillDisagreement.device_id)
+        .outerjoin(Pupil, col(Pupil.id) == TillDisagreement.pupil_id)
+        .where(*recent)
+        .order_by(col(TillDisagreement.read_at).desc())
+        .limit(MAX_DISAGREEMENTS)
+    ).all()
+    return count, [
+        DisagreementRow(_local(d.read_at, zone), till, pupil.full_name if pupil else "",
+                        d.till_accepted, d.server_reason, d.kind.value, d.amount_cents)
+        for d, till, pupil in found
+    ]
 
 
 def _camera_row(runtime: CameraRuntime, camera: Camera, room: str, nodes: dict[int, str],
@@ -109,8 +154,10 @@ def _served_here(runtime: CameraRuntime, camera_id: int) -> tuple[CameraState, i
 
 
 def staff_schools_health(session: Session, runtime: CameraRuntime, school_ids: set[int],
-                         now: datetime) -> list[SchoolHealth]:
+                         now: datetime, money_school_ids: AbstractSet[int] = frozenset()
+                         ) -> list[SchoolHealth]:
     schools = session.exec(select(School).where(col(School.id).in_(school_ids))
                            .order_by(col(School.name))).all()
-    return [school_health(session, runtime, school, now) for school in schools]
+    return [school_health(session, runtime, school, now,
+                          with_money=school.id in money_school_ids) for school in schools]
 

@@ -214,3 +214,48 @@ def test_a_device_never_heard_from_and_one_long_silent(
     signed_in(client, "office@example.org")
     page = client.get("/staff/health").text  # French by default
     assert cells(page, "contact") == ["Pas de nouvelles depuis le 24/11/2026 09:30:00"]
+
+
+@pytest.mark.parametrize(("email", "named"), [("office@example.org", True),
+                                              ("admin@example.org", True),
+                                              ("cashier@example.org", False),
+                                              ("teacher@example.org", False)])
+def test_a_tap_the_till_and_server_disagreed_on_is_listed_with_what_was_done(
+    app: FastAPI, client: TestClient, session: Session, small_school: SmallSchool,
+    till_token: str, clock: FakeClock, email: str, named: bool,
+) -> None:
+    """The server charged a meal whose answer came too late; the till had refused alone.
+    The charge is reversed, and staff see that it happened; office and admin see who and
+    how much."""
+    import uuid
+
+    from cardpay import cards
+    from cardpay.accounts import pupil_account, school_account
+    from cardpay.ledger import post
+    from cardpay.models import AccountKind, CardKind, TransactionKind
+    from cardpay.till import TapRequest
+    from school.devices import device_for_token
+
+    lea = small_school.pupils[0]
+    cards.issue_card(session=session, pupil=lea, uid="A1B2C3D4", kind=CardKind.UID)
+    cash = school_account(session=session, school_id=small_school.school.id or 0,
+                          kind=AccountKind.CASH_DRAWER)
+    post(session=session, school_id=small_school.school.id or 0, kind=TransactionKind.TOPUP,
+         client_id="t", legs=[(pupil_account(session=session, pupil=lea), 1000), (cash, -1000)])
+    session.commit()
+    device = device_for_token(session, till_token)
+    assert device is not None
+    tap_id = str(uuid.uuid4())
+    till = app.state.till
+    for offline in (None, False):  # the late 'accepted', then the journal's 'refused'
+        till.tap(device, TapRequest(tap_id=tap_id, read_at=clock(), uid="A1B2C3D4",
+                                    offline_accepted=offline))
+    signed_in(client, email)
+    page = client.get("/staff/health").text
+    assert ("Léa Martin" in page) is named
+    if named:
+        assert 'data-kind="charge_reversed"' in page
+        assert "débit annulé" in page
+        assert "3,50" in page
+    else:
+        assert "1 passage(s) en désaccord" in page
