@@ -25,10 +25,10 @@ from tests.hardware.pcscd import Pcscd, PcscdMissing
 from tests.pg import Cluster
 from tests.smtp import Inbox, smtp_server
 
-
 # `pytest --hypothesis-profile=long`: a night's search for the property and model tests
 # (tests/cardpay/test_till_model.py reads the loaded profile's budget).
-hypothesis_settings.register_profile("long", max_examples=300, stateful_step_count=60, deadline=None)
+hypothesis_settings.register_profile("long", max_examples=300, stateful_step_count=60,
+                                     deadline=None)
 
 
 @pytest.fixture(autouse=True)
