@@ -20,6 +20,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
@@ -105,6 +106,30 @@ class Chip:
 
     def session(self) -> ChipSession:
         return ChipSession(self)
+
+    def dump(self) -> dict[str, object]:
+        """Everything the chip remembers, as JSON-able values (``moulin mock card`` keeps
+        a card between taps this way)."""
+        files = {str(no): {"content": f.content.hex(), "comm_mode": f.comm_mode,
+                           "rights": list(f.rights), "sdm": f.sdm.hex() if f.sdm else None}
+                 for no, f in self.files.items()}
+        return {"uid": self.uid.hex(), "keys": [k.hex() for k in self.keys],
+                "versions": self.versions, "sdm_counter": self.sdm_counter,
+                "fail_counter": self.fail_counter,
+                "failed_authentications": self.failed_authentications, "files": files}
+
+    @classmethod
+    def load(cls, saved: dict[str, Any]) -> Chip:
+        chip = cls(uid=bytes.fromhex(saved["uid"]), keys=[bytes.fromhex(k) for k in saved["keys"]],
+                   versions=list(saved["versions"]), sdm_counter=saved["sdm_counter"],
+                   fail_counter=saved["fail_counter"],
+                   failed_authentications=saved["failed_authentications"])
+        for no, f in saved["files"].items():
+            rw, change, read, write = f["rights"]
+            chip.files[int(no)] = ChipFile(bytearray.fromhex(f["content"]), f["comm_mode"],
+                                           (rw, change, read, write),
+                                           bytes.fromhex(f["sdm"]) if f["sdm"] else None)
+        return chip
 
 
 def mirror(content: bytes, sdm: bytes, uid: bytes, counter: int, keys: list[bytes],
