@@ -102,6 +102,7 @@ class KeyVersions:
             if not FIRST_VERSION <= start <= LAST_VERSION:
                 raise ValueError("key versions run from 1 to 255")
         self._starts = sorted({FIRST_VERSION: first_master, **(later or {})}.items())
+        self._meta_read_keys = self._derive_meta_read_keys()
 
     def master_for(self, version: int) -> bytes:
         if not FIRST_VERSION <= version <= LAST_VERSION:
@@ -113,17 +114,22 @@ class KeyVersions:
         """The first version of the newest master key: new cards get at least this."""
         return self._starts[-1][0]
 
-    def keys(self, uid: bytes, version: int) -> CardKeys:
+    def key(self, uid: bytes, version: int, key_no: int) -> bytes:
         if version == FACTORY_VERSION:
-            return factory_keys()
+            return bytes(16)
         master = self.master_for(version)
         if version == FIRST_VERSION:
-            return CardKeys(version, tuple(v1_key(master, n, uid) for n in range(KEY_COUNT)))
-        keys = tuple(an10922_key(master, an10922_input(uid, version, n)) for n in range(KEY_COUNT))
-        return CardKeys(version, keys)
+            return v1_key(master, key_no, uid)
+        return an10922_key(master, an10922_input(uid, version, key_no))
+
+    def keys(self, uid: bytes, version: int) -> CardKeys:
+        return CardKeys(version, tuple(self.key(uid, version, n) for n in range(KEY_COUNT)))
 
     def meta_read_keys(self) -> list[tuple[bytes, range]]:
         """Each meta read key in use, with the versions it serves."""
+        return self._meta_read_keys
+
+    def _derive_meta_read_keys(self) -> list[tuple[bytes, range]]:
         bounds = [start for start, _ in self._starts[1:]] + [LAST_VERSION + 1]
         found: list[tuple[bytes, range]] = []
         for (start, master), end in zip(self._starts, bounds, strict=True):

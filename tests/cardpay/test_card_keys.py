@@ -69,6 +69,9 @@ def test_without_a_version_the_versions_up_to_newest_are_tried() -> None:
     keyring = Keyring(MASTER, newest=3)
     assert keyring.verify(_message(3, keyring, 2)).key_version == 3
     assert keyring.verify(_message(1, keyring, 2)).key_version == 1
-    assert Keyring(MASTER).verify(_message(1, keyring, 2)).key_version == 1
+    assert Keyring(MASTER).verify(_message(7, keyring, 2)).key_version == 7
     with pytest.raises((SunForgedError, SunMalformedError)):  # v2 unknown to this one
-        Keyring(MASTER).verify(_message(2, keyring, 2))
+        Keyring(MASTER, newest=1).verify(_message(2, keyring, 2))
+    with pytest.raises(SunForgedError):  # beyond the versions tried without the database
+        Keyring(MASTER).verify(_message(40, keyring, 2))
+    assert Keyring(MASTER).verify(_message(40, keyring, 2), version_of=lambda u: 40).counter == 2
