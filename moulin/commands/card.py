@@ -83,7 +83,12 @@ def _cards(device: str, wait: float, count: int | None) -> Iterator[Iterator[Car
 
 
 def _keyring() -> Keyring:
-    return Keyring(context.load_settings().effective_card_master_key())
+    settings = context.load_settings()
+    try:
+        return Keyring(settings.effective_card_master_key(),
+                       later=settings.card_master_keys_by_version())
+    except ValueError as exc:
+        context.fail(f"MOULIN_CARD_MASTER_KEYS_LATER: {exc}")
 
 
 def _keys_for(keyring: Keyring, uid: bytes, highest: int) -> KeysFor:
