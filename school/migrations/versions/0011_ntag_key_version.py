@@ -17,11 +17,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE on both databases: a batch (copy and move) on SQLite would drop the
+# card table's triggers (migrations 0002 and 0009).
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("card", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("key_version", sa.Integer(), nullable=True))
+    op.add_column("card", sa.Column("key_version", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("card", schema=None) as batch_op:
-        batch_op.drop_column("key_version")
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("ALTER TABLE card DROP COLUMN key_version")  # SQLite 3.35 and later
+    else:
+        op.drop_column("card", "key_version")
