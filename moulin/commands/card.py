@@ -9,7 +9,7 @@ SUN message it then sends, and record it (cardpay.personalised).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 
 import typer
@@ -59,10 +59,10 @@ def _connect(watcher: Watcher, reader: str) -> CardLink:
 
 
 @contextmanager
-def _cards(device: str, wait: float, count: int | None) -> Iterator[Iterator[CardLink]]:
+def _cards(device: str, wait: float, count: int | None) -> Iterator[Generator[CardLink]]:
     watcher = Watcher(_reader_filter(device))
 
-    def each() -> Iterator[CardLink]:
+    def each() -> Generator[CardLink]:
         done = 0
         while count is None or done < count:
             found = watcher.wait(time.monotonic() + wait)
@@ -76,9 +76,11 @@ def _cards(device: str, wait: float, count: int | None) -> Iterator[Iterator[Car
                 link.disconnect()
             done += 1
 
+    links = each()
     try:
-        yield each()
+        yield links
     finally:
+        links.close()  # disconnects a card still held, before the context goes
         watcher.drop_context()
 
 
@@ -156,7 +158,7 @@ def provision(
     template, keyring = SunTemplate.for_base(base), _keyring()
     refused = 0
     with context.database(settings) as engine, Session(engine) as session, \
-            _cards(device, wait, None if batch else 1) as cards:
+            _cards(device, wait, count if batch else 1) as cards:
         pupil = _pupil(session, pupil_ref, school)
         context.console.print("Place a card on the reader…", highlight=False)
         for link in cards:
@@ -167,10 +169,7 @@ def provision(
                 refused += 1
                 hint = " Place it again to finish." if isinstance(exc, CardRemoved) else ""
                 line = f"{link.reader}: refused: {exc}.{hint}"
-            context.console.print(line, highlight=False)
-            if count is not None and count <= 1:
-                break
-            count = count - 1 if count is not None else None
+            context.console.print(line, highlight=False, soft_wrap=True)
     if refused:
         raise typer.Exit(1)
 
@@ -197,4 +196,4 @@ def reset(
                 session.rollback()
                 context.fail(f"{link.reader}: not reset: {exc}")
             context.console.print(f"{masked_uid(uid)}: factory keys again (version 0), SDM off",
-                                  highlight=False)
+                                  highlight=False, soft_wrap=True)
