@@ -173,6 +173,7 @@ def card(
             f"SDM {'on' if chip.files[2].sdm else 'off'}, read counter {chip.sdm_counter}, "
             f"failed authentications {chip.failed_authentications}",
             highlight=False,
+            soft_wrap=True,
         )
     seen = virtual.feedback
     shown = ", ".join(
