@@ -182,7 +182,7 @@ def identify_sun(*, session: Session, message: SunMessage, keyring: Keyring) -> 
     """The card that made this SUN message, after checking its CMAC and consuming its read
     counter. Does not commit: commit the counter with the tap's verdict, so that a till
     retrying the same tap finds its verdict by tap id and never meets its own counter."""
-    tap = keyring.verify(message)
+    tap = keyring.verify(message, version_of=lambda uid: _key_version(session, uid))
     card = find_by_uid(session, tap.uid)
     if card is None:
         raise UnknownGenuineCardError("this card is genuine but not issued here", tap.uid)
@@ -190,6 +190,13 @@ def identify_sun(*, session: Session, message: SunMessage, keyring: Keyring) -> 
         raise SunRefusedError("this card is registered by UID only; re-issue it as secure")
     claim_counter(session=session, card=card, counter=tap.counter)
     return card
+
+
+def _key_version(session: Session, uid: bytes) -> int | None:
+    """The key version a card was personalised with: its messages verify with those keys
+    only. None (unknown card, or personalised before versions): the keyring's versions."""
+    card = find_by_uid(session, uid)
+    return card.key_version if card is not None else None
 
 
 def claim_counter(*, session: Session, card: Card, counter: int) -> None:

@@ -170,6 +170,9 @@ class Card(SQLModel, table=True):
     status: CardStatus = _enum_column(CardStatus, name="card_status")
     # NTAG 424 DNA read counter of the last accepted tap (anti-replay); None before any.
     last_sun_counter: int | None = None
+    # NTAG 424 DNA key version Moulin personalised the card with (cardpay.card_keys);
+    # None for a card personalised elsewhere or before key versions, read as version 1.
+    key_version: int | None = None
     created_at: datetime = _utc()
     status_changed_at: datetime = _utc()
 

@@ -18,19 +18,29 @@ file read key (the CMAC key), which differs per card, so a key pulled out of one
 forges taps for that card only. The app master key (key 0) is what provisioning writes
 to the card to lock its configuration. The scheme follows nfc-developer/sdm-backend's
 derive.py in spirit (HMAC-SHA256, UID-diversified file key) with our own labels.
+
+This is key version 1. Cards personalised again, or under a newer master key, hold
+later versions (AN10922 diversification): see `cardpay.card_keys` and docs/card_keys.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
+from cardpay.card_keys import (
+    FIRST_VERSION,
+    KEY_FILE_READ,
+    LAST_VERSION,
+    CardKeys,
+    KeyVersions,
+)
 from cardpay.errors import SunForgedError, SunMalformedError
 
 _SV1_PREFIX = bytes.fromhex("C33C00010080")  # session encryption key
@@ -80,15 +90,29 @@ class VerifiedTap:
     uid: bytes
     counter: int
     file_data: bytes | None
+    key_version: int = FIRST_VERSION
 
 
 class Keyring:
-    """Every card key, derived from the deployment's master key (see the module doc)."""
+    """Every card key, derived from the deployment's master keys (see the module doc and
+    `cardpay.card_keys` for key versions).
 
-    def __init__(self, master_key: bytes) -> None:
+    `later` maps a key version to the master key that serves it from then on, for a new
+    master key introduced while cards of older versions keep working. When the caller
+    cannot say a card's version (the till, before the database), the first `span`
+    versions of each master key, up to `newest`, are tried oldest first (a card is
+    personalised again rarely; each try costs ~50 us): the verified version is in the
+    result, and the caller must refuse one that is not the card's own (an old message
+    of a card since personalised again)."""
+
+    def __init__(self, master_key: bytes, *, later: Mapping[int, bytes] | None = None,
+                 newest: int = LAST_VERSION, span: int = 16) -> None:
         if len(master_key) < 16:
             raise ValueError("the NTAG 424 master key needs at least 16 bytes")
         self._master = master_key
+        self.versions = KeyVersions(master_key, later)
+        self.newest = max(newest, self.versions.newest_start)
+        self.span = span
 
     def _derive(self, purpose: bytes) -> bytes:
         return hmac.new(self._master, _LABEL + purpose, hashlib.sha256).digest()[:16]
@@ -103,8 +127,42 @@ class Keyring:
     def app_master(self, uid: bytes) -> bytes:
         return self._derive(b"app-master" + uid)
 
-    def verify(self, message: SunMessage) -> VerifiedTap:
+    def card_keys(self, uid: bytes, version: int) -> CardKeys:
+        return self.versions.keys(uid, version)
+
+    def verify(self, message: SunMessage, *,
+               version_of: Callable[[bytes], int | None] | None = None) -> VerifiedTap:
+        """Check a SUN message with the keys of the card's key version: `version_of`
+        says it from the UID (None: not known), else versions up to `newest` are tried."""
+        decrypted = False
+        for meta_key, served in self.versions.meta_read_keys():
+            if served.start > self.newest:
+                continue
+            try:
+                picc = decrypt_picc_data(meta_key, message.picc_data)
+            except SunMalformedError:
+                continue
+            decrypted = True
+            known = version_of(picc.uid) if version_of is not None else None
+            tried = [known] if known is not None else \
+                [v for v in served[: self.span] if v <= self.newest]
+            for version in tried:
+                if version not in served:
+                    continue
+                file_key = self.versions.key(picc.uid, version, KEY_FILE_READ)
+                try:
+                    tap = verify(message, meta_key=meta_key, file_key_for=_constant(file_key))
+                except SunForgedError:
+                    continue
+                return replace(tap, key_version=version)
+        if decrypted:
+            raise SunForgedError("the card's signature does not match: a copied or forged card")
+        # Shape errors come first, as before (a garbled message is not called forged).
         return verify(message, meta_key=self.meta_read, file_key_for=self.file_read)
+
+
+def _constant(key: bytes) -> Callable[[bytes], bytes]:
+    return lambda uid: key
 
 
 def verify(message: SunMessage, *, meta_key: bytes,

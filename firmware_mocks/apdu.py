@@ -35,6 +35,7 @@ class ApduSession:
         self._file: bytes | None = None
         self._file_content = b""
         self._version_frame = 0
+        self._chip = state.chip.session() if state.chip is not None else None
 
     def respond(self, apdu: bytes) -> bytes:
         if len(apdu) < 4:
@@ -43,6 +44,8 @@ class ApduSession:
             return self._reader_command(apdu)
         if self.state.kind is not Kind.NTAG424_DNA:
             return SW_CLA_UNKNOWN
+        if self._chip is not None:
+            return self._chip.respond(apdu)
         if apdu[0] == 0x90:
             return self._get_version(apdu)
         if apdu[:2] == b"\x00\xa4":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from firmware_mocks import sun
+from firmware_mocks.ntag424_chip import Chip
 
 OK = b"\x90\x00"
 NDEF_AID = bytes.fromhex("D2760000850101")
@@ -117,6 +118,7 @@ class CardState:
     file_key: bytes = bytes(16)
     sun_base: str = "https://moulin.example/sun"
     counter: int = 0
+    chip: Chip | None = None  # an NTAG 424 DNA with its keys and files (ntag424_chip)
     feedback: list[Feedback] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

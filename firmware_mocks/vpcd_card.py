@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 
 from firmware_mocks.apdu import ApduSession
 from firmware_mocks.cards import GARBAGE, CardState, Fault, Feedback, Kind
+from firmware_mocks.ntag424_chip import Chip
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Fault", "Kind", "Tap", "TapResult", "VirtualCard"]
+__all__ = ["Chip", "Fault", "Kind", "Tap", "TapResult", "VirtualCard"]
 
 VPCD_PORT = 35963
 _CTRL_ON, _CTRL_RESET, _CTRL_ATR = 0x01, 0x02, 0x04
@@ -77,9 +78,15 @@ class VirtualCard:
         file_key: bytes = bytes(16),
         sun_base: str = "https://moulin.example/sun",
         counter: int = 0,
+        chip: Chip | None = None,
     ) -> None:
+        """With ``chip``, an NTAG 424 DNA answers with that chip's keys, files and secure
+        messaging (a blank card: ``Chip(uid)``) instead of a fixed SUN URL."""
+        if chip is not None and (kind is not Kind.NTAG424_DNA or chip.uid != uid):
+            raise ValueError("a chip is an NTAG 424 DNA with the card's own UID")
         self.state = CardState(
-            kind, uid, meta_key=meta_key, file_key=file_key, sun_base=sun_base, counter=counter
+            kind, uid, meta_key=meta_key, file_key=file_key, sun_base=sun_base, counter=counter,
+            chip=chip,
         )
         self.address = (host, port)
         self._faults: list[Fault] = []

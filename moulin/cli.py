@@ -7,7 +7,18 @@ import logging
 import typer
 from pydantic import ValidationError
 
-from moulin.commands import camera_node, db, devices, gdpr, imports, mock, people, reader, serve
+from moulin.commands import (
+    camera_node,
+    card,
+    db,
+    devices,
+    gdpr,
+    imports,
+    mock,
+    people,
+    reader,
+    serve,
+)
 from school import logs
 from school.settings import Settings
 
@@ -25,6 +36,7 @@ app.add_typer(devices.app, name="device")
 app.add_typer(imports.app, name="import")
 app.add_typer(reader.app, name="reader")
 app.add_typer(mock.app, name="mock")
+app.add_typer(card.app, name="card")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 app.command("camera-node")(camera_node.camera_node)

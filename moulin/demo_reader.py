@@ -96,6 +96,8 @@ def running(
             pcscd.stop()
             raise
         device, how = "pcsc:Virtual PCD", f"pcscd with the vpcd driver (port {pcscd.port})"
+        # `moulin mock card` finds the demo's reader through this file.
+        (data_dir / "vpcd-port").write_text(str(pcscd.port))
     except vpcd.PcscdUnavailable as exc:
         pcscd = None
         emulator = TagEmulator()
@@ -122,6 +124,7 @@ def running(
         if emulator is not None:
             emulator.close()
         if pcscd is not None:
+            (data_dir / "vpcd-port").unlink(missing_ok=True)
             pcscd.stop()
 
 

@@ -131,7 +131,9 @@ def create_app(
     app.state.clock = clock
     app.state.loop_reads = HeldConnection(app.state.engine)  # cardpay.api, on SQLite
     app.state.till = Till(engine=app.state.engine,
-                          keyring=Keyring(settings.effective_card_master_key()), clock=clock)
+                          keyring=Keyring(settings.effective_card_master_key(),
+                                          later=settings.card_master_keys_by_version()),
+                          clock=clock)
     app.state.payment_provider = provider_from_settings(settings)
     app.state.outbox = None
     app.state.smtp = smtp_config(settings)  # password-reset e-mails (parent_portal.reset_mail)

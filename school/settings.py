@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", repr=False)
     # Hex, 16 bytes or more: NTAG 424 DNA card keys are derived from it (see cardpay.sun).
     card_master_key: str = Field(default="", repr=False, pattern=r"^([0-9a-fA-F]{32,128})?$")
+    # Newer master keys, each with the first card key version it serves ("5:HEX,9:HEX"):
+    # cards personalised from then on use it; older cards keep theirs (cardpay.card_keys).
+    card_master_keys_later: str = Field(
+        default="", repr=False,
+        pattern=r"^(\d{1,3}:[0-9a-fA-F]{32,128}(,\d{1,3}:[0-9a-fA-F]{32,128})*)?$",
+    )
     # Served behind an HTTPS reverse proxy: cookies get Secure, HSTS is sent.
     https: bool = False
     host: str = "127.0.0.1"
@@ -166,6 +172,11 @@ class Settings(BaseSettings):
                 f"no card master key: set MOULIN_CARD_MASTER_KEY or restore {path}"
             )
         return bytes.fromhex(self._kept_secret("card_master_key", secrets.token_hex(16)))
+
+    def card_master_keys_by_version(self) -> dict[int, bytes]:
+        """The newer master keys, by the first card key version each serves."""
+        pairs = (item.split(":") for item in self.card_master_keys_later.split(",") if item)
+        return {int(version): bytes.fromhex(key) for version, key in pairs}
 
     def _kept_secret(self, name: str, fresh: str) -> str:
         path = self.data_dir / name

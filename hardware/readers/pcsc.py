@@ -27,6 +27,7 @@ import time
 from hardware.errors import CardProtocolError, CardRemoved, HardwareError, ReaderUnavailable
 from hardware.readers.base import CardKind, CardRead, masked_uid
 from hardware.readers.ndef import first_uri
+from hardware.readers.ntag424 import Link
 from hardware.readers.pcsc_feedback import ReaderProfile, profile_for
 from hardware.readers.pcsc_link import CardLink, Watcher
 
@@ -92,7 +93,7 @@ def iso_kind(version: bytes | None) -> CardKind:
     return CardKind.UNKNOWN
 
 
-def read_ndef(card: CardLink) -> bytes | None:
+def read_ndef(card: Link) -> bytes | None:
     """The NDEF message of a Type 4 tag, or None when it has none."""
     select_app = bytes.fromhex("00A4040007") + NDEF_AID + b"\x00"
     if card.transmit(select_app)[1] != SW_OK:

@@ -45,6 +45,10 @@ _GONE_SERVICE = {
 _EVENT_COUNT_MASK = 0xFFFF0000
 
 
+class CardBusy(HardwareError):
+    """Another program holds the card (an exclusive connection was asked for)."""
+
+
 class _Outcome(enum.Enum):
     STOP = "time-out or cancelled"
     RETRY = "nothing new yet"
@@ -66,15 +70,24 @@ def error_for(hresult: int, doing: str) -> HardwareError:
 class CardLink:
     """A card connected in shared mode; closed by :meth:`disconnect`."""
 
-    def __init__(self, context: int, reader: str, *, direct: bool = False) -> None:
+    def __init__(
+        self, context: int, reader: str, *, direct: bool = False, exclusive: bool = False
+    ) -> None:
         """Connect to the card on ``reader``, or with ``direct`` to the reader itself
-        (escape commands; works with no card present)."""
+        (escape commands; works with no card present). ``exclusive`` keeps every other
+        program off the card (personalising: no till may interleave its commands);
+        another program holding it raises ``CardBusy``."""
         share, protocols = (
             (scard.SCARD_SHARE_DIRECT, 0)
             if direct
-            else (scard.SCARD_SHARE_SHARED, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
+            else (
+                scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED,
+                scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+            )
         )
         hresult, self._handle, protocol = scard.SCardConnect(context, reader, share, protocols)
+        if hresult == scard.SCARD_E_SHARING_VIOLATION:
+            raise CardBusy(f"another program is using the card: {_message(hresult)}")
         if hresult != scard.SCARD_S_SUCCESS:
             raise error_for(hresult, "connect")
         t0 = protocol == scard.SCARD_PROTOCOL_T0

@@ -10,11 +10,15 @@ from __future__ import annotations
 import enum
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from moulin import context
 from moulin.commands import mock_camera
+
+if TYPE_CHECKING:
+    from firmware_mocks.ntag424_chip import Chip
 
 app = typer.Typer(help="Virtual devices for trying Moulin without hardware.", no_args_is_help=True)
 app.command("camera")(mock_camera.camera)
@@ -24,6 +28,7 @@ class MockKind(enum.StrEnum):
     CLASSIC = "classic"
     NTAG215 = "ntag215"
     NTAG424 = "ntag424"
+    NTAG424_BLANK = "ntag424-blank"
 
 
 def ntag424_keys(master_key: bytes, uid: bytes) -> tuple[bytes, bytes]:
@@ -32,6 +37,37 @@ def ntag424_keys(master_key: bytes, uid: bytes) -> tuple[bytes, bytes]:
 
     keyring = Keyring(master_key)
     return keyring.meta_read, keyring.file_read(uid)
+
+
+def _chip_file(uid: bytes) -> Path:
+    return context.load_settings().data_dir / "mock-ntag424" / f"{uid.hex().upper()}.json"
+
+
+def _load_chip(uid: bytes, fresh: bool) -> Chip:
+    """The card as the last tap left it (personalised, say), or a blank one."""
+    from firmware_mocks.ntag424_chip import Chip
+
+    path = _chip_file(uid)
+    if not fresh and path.exists():
+        try:
+            return Chip.load(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            context.fail(f"cannot read the saved card {path}: {exc}; use --fresh")
+    return Chip(uid=uid)
+
+
+def _save_chip(chip: Chip) -> None:
+    path = _chip_file(chip.uid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(chip.dump(), indent=1))
+
+
+def default_vpcd_port() -> int:
+    """The port of the demo's private pcscd when `moulin demo` runs, else vpcd's own."""
+    try:
+        return int((context.load_settings().data_dir / "vpcd-port").read_text())
+    except (OSError, ValueError):
+        return 35963
 
 
 def _counters_file() -> Path:
@@ -60,8 +96,13 @@ def _save_counter(uid: str, counter: int) -> None:
 def card(
     kind: MockKind = typer.Option(..., "--kind", help="What card to be."),
     uid: str = typer.Option(..., "--uid", help="The UID in hex (4 or 7 bytes; 7 for NTAG)."),
-    hold_ms: int = typer.Option(1500, "--hold-ms", min=1, help="How long the card stays."),
-    port: int = typer.Option(35963, "--port", help="vpcd's TCP port."),
+    hold_ms: int | None = typer.Option(
+        None, "--hold-ms", min=1,
+        help="How long the card stays (1500 ms; 8000 ms for a blank card to personalise).",
+    ),
+    port: int | None = typer.Option(
+        None, "--port", help="vpcd's TCP port (the running demo's, else 35963)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Where pcscd with vpcd runs."),
     master_key: str | None = typer.Option(
         None, "--master-key", help="NTAG 424: the card master key in hex (default: settings)."
@@ -69,8 +110,15 @@ def card(
     counter: int | None = typer.Option(
         None, "--counter", min=0, help="NTAG 424: the read counter before this tap."
     ),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="ntag424-blank: start from a factory-new card again."
+    ),
 ) -> None:
-    """Tap a virtual card on the vpcd reader: hold it, then take it away."""
+    """Tap a virtual card on the vpcd reader: hold it, then take it away.
+
+    `ntag424-blank` is an NTAG 424 DNA with the chip's own keys and secure messaging,
+    blank at first; what `moulin card provision` writes to it is kept for its next taps
+    (in the data folder, mock-ntag424/)."""
     from firmware_mocks.cards import Kind
     from firmware_mocks.vpcd_card import VirtualCard
 
@@ -82,7 +130,14 @@ def card(
         MockKind.CLASSIC: Kind.MIFARE_CLASSIC_1K,
         MockKind.NTAG215: Kind.NTAG215,
         MockKind.NTAG424: Kind.NTAG424_DNA,
+        MockKind.NTAG424_BLANK: Kind.NTAG424_DNA,
     }[kind]
+    port = port if port is not None else default_vpcd_port()
+    blank = kind is MockKind.NTAG424_BLANK
+    hold_ms = hold_ms or (8000 if blank else 1500)
+    chip = _load_chip(raw_uid, fresh) if blank and len(raw_uid) == 7 else None
+    if blank and chip is None:
+        context.fail("an NTAG 424 DNA has a 7-byte UID")
     meta_key = file_key = bytes(16)
     start = 0
     if kind is MockKind.NTAG424:
@@ -99,6 +154,7 @@ def card(
             counter=start,
             meta_key=meta_key,
             file_key=file_key,
+            chip=chip,
         )
     except ValueError as exc:
         context.fail(str(exc))
@@ -110,6 +166,15 @@ def card(
         )
     if kind is MockKind.NTAG424:
         _save_counter(raw_uid.hex(), virtual.counter)
+    if chip is not None:
+        _save_chip(chip)
+        context.console.print(
+            f"ntag424-blank {uid}: key versions {chip.versions}, "
+            f"SDM {'on' if chip.files[2].sdm else 'off'}, read counter {chip.sdm_counter}, "
+            f"failed authentications {chip.failed_authentications}",
+            highlight=False,
+            soft_wrap=True,
+        )
     seen = virtual.feedback
     shown = ", ".join(
         f"{'green' if f.green else 'red' if f.red else 'no light'} + {f.beeps} beep(s)"

@@ -70,3 +70,11 @@ def test_stripe_needs_its_keys_and_hides_them() -> None:
     assert "sk_test_x" not in repr(settings)
     assert "whsec_y" not in repr(settings)
     assert "hunter22" not in repr(settings)
+
+
+def test_newer_card_master_keys_are_read_by_first_version() -> None:
+    settings = Settings(environment="test", card_master_keys_later=f"5:{'ab' * 16},9:{'cd' * 16}")
+    assert settings.card_master_keys_by_version() == {5: b"\xab" * 16, 9: b"\xcd" * 16}
+    assert Settings(environment="test").card_master_keys_by_version() == {}
+    with pytest.raises(ValidationError):
+        Settings(environment="test", card_master_keys_later="5:short")
