@@ -1,8 +1,8 @@
 """NTAG 424 DNA key versions: the key version a card was personalised with (which keys
 its SUN messages are checked with); None for cards Moulin did not personalise.
 
-Revision ID: 0011_ntag
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-08 04:00:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_ntag"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
