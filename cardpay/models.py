@@ -206,7 +206,8 @@ class Tap(SQLModel, table=True):
                       Index("ix_tap_pupil_read", "pupil_id", "read_at"),
                       # A SUN read counter is good for one tap of its card, whatever the
                       # order taps arrive in (cardpay.tap_decision).
-                      Index("ux_tap_card_sun_counter", "card_id", "sun_counter", unique=True,
+                      Index("ux_tap_card_sun_counter", "card_id", "sun_key_version",
+                            "sun_counter", unique=True,
                             sqlite_where=text("sun_counter IS NOT NULL"),
                             postgresql_where=text("sun_counter IS NOT NULL")))
 
@@ -235,8 +236,10 @@ class Tap(SQLModel, table=True):
     sun_verified: bool = Field(
         default=False, sa_column=Column(Boolean(), nullable=False, server_default=false())
     )
-    # The NTAG 424 DNA read counter this tap used up (None for a UID card, or a replay).
+    # The NTAG 424 DNA read counter this tap used up (None for a UID card, or a replay),
+    # and the key version that signed it (a card personalised again counts from 0 again).
     sun_counter: int | None = None
+    sun_key_version: int | None = None
     # What the till did when it decided alone (its journal says so on replay): None for a
     # tap the till showed as the server answered.
     till_accepted: bool | None = None

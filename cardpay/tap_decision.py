@@ -42,6 +42,7 @@ from sqlmodel import Session, select
 from cardpay import alerts, canteen, disagreements, tap_rows
 from cardpay.accounts import pupil_account
 from cardpay.canteen_cache import Canteen
+from cardpay.card_keys import FIRST_VERSION
 from cardpay.cards import mask_uid
 from cardpay.errors import TapConflictError
 from cardpay.ledger_rows import AccountIds, ledger_request, write
@@ -85,6 +86,7 @@ class Identity:
     sun: bool = False
     refusal: Reason | None = None
     alert: str = ""  # what staff are told of a refusal, when more than its reason says
+    key_version: int = FIRST_VERSION  # the card keys that signed its SUN message
 
 
 @dataclass(frozen=True)
@@ -117,13 +119,19 @@ def decide_tap(conn: Connection, tap: TapInput) -> Verdict:
     if identity.sun != (state.kind is CardKind.NTAG424):
         # A secure card read without its signature (a copy?), or a UID card's SUN message.
         return _refuse(conn, tap, record, None, Reason.CARD_NOT_GENUINE)
+    if identity.sun and identity.key_version != (state.key_version or FIRST_VERSION):
+        # Signed with keys the card held before it was personalised again.
+        return _refuse(conn, tap, record, None, Reason.REPLAYED,
+                       alert="a message signed with the card's earlier keys was replayed")
     if identity.counter is not None and not _fresh_counter(conn, tap, state.card_id,
-                                                           identity.counter):
+                                                           identity):
         logger.warning("replayed SUN counter %s for card %s", identity.counter,
                        mask_uid(state.uid))
         return _refuse(conn, tap, record, None, Reason.REPLAYED)
     record.card_uid, record.card_id, record.pupil_id = state.uid, state.card_id, state.pupil.id
     record.sun_verified, record.sun_counter = identity.sun, identity.counter
+    if identity.counter is not None:
+        record.sun_key_version = identity.key_version
     if state.account_closed:  # the pupil has left: their cards were retired with it
         return _refuse(conn, tap, record, state.pupil, Reason.ACCOUNT_CLOSED)
     if state.status is not CardStatus.ACTIVE:
@@ -133,9 +141,11 @@ def decide_tap(conn: Connection, tap: TapInput) -> Verdict:
     return _charge(conn, tap, record, state)
 
 
-def _fresh_counter(conn: Connection, tap: TapInput, card_id: int, counter: int) -> bool:
+def _fresh_counter(conn: Connection, tap: TapInput, card_id: int, identity: Identity) -> bool:
     """The SUN read counter rule (see the module's docstring)."""
-    if tap_rows.counter_used(conn, card_id, counter):
+    counter = identity.counter
+    assert counter is not None
+    if tap_rows.counter_used(conn, card_id, identity.key_version, counter):
         return False
     highest = tap_rows.claim_counter(conn, card_id, counter)
     return highest or tap.request.offline_accepted is not None

@@ -96,7 +96,8 @@ _OPEN_ALERT = exists().where(
 )
 _CARD_STATE = DriverStatement(
     select(
-        _CARD.c.id, _CARD.c.uid, _CARD.c.kind, _CARD.c.status, *_PUPIL_ROW,
+        _CARD.c.id, _CARD.c.uid, _CARD.c.kind, _CARD.c.status, _CARD.c.key_version,
+        *_PUPIL_ROW,
         _ACCOUNT.c.id, _ACCOUNT.c.balance_cents, _ACCOUNT.c.floor_cents,
         _LIMITS.c.daily_limit_cents, _THRESHOLD, _SPENT, _FIRST_MEAL, _RETAP_OF,
         _OPEN_ALERT, _ACCOUNT.c.closed_at.is_not(None),
@@ -118,7 +119,8 @@ _CLAIM_COUNTER = DriverStatement(
 )
 _COUNTER_USED = DriverStatement(
     select(_TAP.c.id)
-    .where(_TAP.c.card_id == bindparam("card_id"), _TAP.c.sun_counter == bindparam("ctr"))
+    .where(_TAP.c.card_id == bindparam("card_id"), _TAP.c.sun_counter == bindparam("ctr"),
+           _TAP.c.sun_key_version == bindparam("version"))
     .limit(1)
 )
 _LOCK_ACCOUNTS = (
@@ -152,6 +154,7 @@ class TapRecord:
     sun_verified: bool = False
     sun_counter: int | None = None
     till_accepted: bool | None = None
+    sun_key_version: int | None = None
 
 
 # inline: no RETURNING of the new id on PostgreSQL, where nobody reads it.
@@ -203,6 +206,7 @@ class CardState:
     uid: str
     kind: CardKind
     status: CardStatus
+    key_version: int | None  # NTAG 424 DNA: the keys it holds (None: never personalised here)
     pupil: PupilRow
     account_id: int | None
     balance_cents: int
@@ -260,10 +264,11 @@ def card_state(
     row = _CARD_STATE.first(conn, params)
     if row is None:
         return None
-    (card_id, card_uid, kind, status, *pupil, account_id, balance, floor, limit, threshold,
-     spent, first_meal, retap_of, open_alert, closed) = row
+    (card_id, card_uid, kind, status, key_version, *pupil, account_id, balance, floor, limit,
+     threshold, spent, first_meal, retap_of, open_alert, closed) = row
     return CardState(
-        card_id, card_uid, CardKind(kind), CardStatus(status), PupilRow(*pupil), account_id,
+        card_id, card_uid, CardKind(kind), CardStatus(status), key_version, PupilRow(*pupil),
+        account_id,
         balance or 0, floor, limit, int(threshold), int(spent), utc_from_db(first_meal), retap_of,
         bool(open_alert), bool(closed),
     )
@@ -275,9 +280,11 @@ def claim_counter(conn: Connection, card_id: int, counter: int) -> bool:
     return _CLAIM_COUNTER.rowcount(conn, {"card_id": card_id, "ctr": counter}) == 1
 
 
-def counter_used(conn: Connection, card_id: int, counter: int) -> bool:
-    """True when a recorded tap of the card used this SUN read counter already."""
-    return _COUNTER_USED.first(conn, {"card_id": card_id, "ctr": counter}) is not None
+def counter_used(conn: Connection, card_id: int, version: int, counter: int) -> bool:
+    """True when a recorded tap of the card used this SUN read counter already, under the
+    same key version."""
+    params = {"card_id": card_id, "ctr": counter, "version": version}
+    return _COUNTER_USED.first(conn, params) is not None
 
 
 def lock_accounts(conn: Connection, account_ids: list[int]) -> None:

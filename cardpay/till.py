@@ -173,7 +173,8 @@ class Till:
             return Identity(claimed, None, sun=True, refusal=Reason.CARD_NOT_GENUINE,
                             alert="the UID read does not match the card's signed UID "
                                   "(a copied message?)")
-        return Identity(claimed, proved, verified.counter, sun=True)
+        return Identity(claimed, proved, verified.counter, sun=True,
+                        key_version=verified.key_version)
 
 
 def _raced(request: TapRequest) -> None:

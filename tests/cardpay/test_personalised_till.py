@@ -71,3 +71,39 @@ def test_a_personalised_blank_card_taps_as_genuine_and_its_copy_is_refused(
     assert (copy.accepted, copy.reason) == (False, "replayed")
     spent = _tap(canteen, outcome.sun_url)  # the message read while personalising
     assert spent.accepted is False
+
+
+def test_a_card_personalised_again_counts_afresh_and_its_old_messages_are_refused(
+    shop: Canteen, session: Session
+) -> None:
+    """Personalised again, a card's read counter restarts: its new messages are meals
+    (their counters were used under the old keys, not these), and a message signed with
+    its old keys is refused at the till even though those keys still verify it."""
+    canteen = shop
+    chip = Chip(uid=UID)
+    jules = canteen.s.pupils[2]
+    canteen.top_up(jules, 2000)
+    session.commit()
+    template = SunTemplate.for_base("https://moulin.example/sun")
+    old_messages = []
+    for _ in range(2):
+        with Session(canteen.engine) as office:  # a session of its own, as the office's
+            version = personalised.target_version(office, UID, KEYS)
+            outcome = personalise(Ntag424(OnReader(chip)), UID,
+                                  keys_for=lambda v: KEYS.card_keys(UID, v).keys,
+                                  version=version, template=template)
+            assert outcome.sun_url is not None
+            tap = personalised.check_first_message(KEYS, UID, version, outcome.sun_url)
+            personalised.record(session=office, uid=UID, tap=tap,
+                                pupil=office.merge(jules))
+        message = read_sun_url(Ntag424(OnReader(chip)))
+        assert message is not None
+        if not old_messages:
+            assert _tap(canteen, message).accepted  # version 1's counter 2: a meal
+            old_messages.append(read_sun_url(Ntag424(OnReader(chip))))
+            canteen.clock.advance(days=2)  # Thursday: a new school day
+    again = _tap(canteen, message)  # version 2's counter 2 again: not a replay of v1's
+    assert again.accepted, again.reason
+    stale = _tap(canteen, old_messages[0])  # never used, but signed with the old keys
+    assert (stale.accepted, stale.reason) == (False, "replayed")
+    assert "earlier keys" in stale.alert

@@ -1,5 +1,6 @@
 """What the till did and what the server did, kept apart: the SUN read counter each tap
-used up (one tap per counter, whatever order taps arrive in), the till's own verdict for a
+used up, with the key version that signed it (one tap per counter and keys, whatever
+order taps arrive in), the till's own verdict for a
 tap it decided alone, and the taps on which the two differed with what was done.
 
 Revision ID: 0011
@@ -26,9 +27,10 @@ _KINDS = ("charge_reversed", "charged_late", "not_charged", "nothing_to_do")
 def upgrade() -> None:
     with op.batch_alter_table("tap", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sun_counter", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("sun_key_version", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("till_accepted", sa.Boolean(), nullable=True))
         batch_op.create_index(
-            "ux_tap_card_sun_counter", ["card_id", "sun_counter"], unique=True,
+            "ux_tap_card_sun_counter", ["card_id", "sun_key_version", "sun_counter"], unique=True,
             sqlite_where=sa.text("sun_counter IS NOT NULL"),
             postgresql_where=sa.text("sun_counter IS NOT NULL"),
         )
@@ -68,4 +70,5 @@ def downgrade() -> None:
     with op.batch_alter_table("tap", schema=None) as batch_op:
         batch_op.drop_index("ux_tap_card_sun_counter")
         batch_op.drop_column("till_accepted")
+        batch_op.drop_column("sun_key_version")
         batch_op.drop_column("sun_counter")
