@@ -46,8 +46,9 @@ def portal_grant(
         raise LoginRequired(request.url.path)
     assert signed_in.web_session.id is not None
     assert signed_in.user.id is not None
-    grant = Grant(user_id=signed_in.user.id, ip=client_ip(request),
-                  user_agent=request.headers.get("user-agent", ""), via="portal")
+    grant = Grant(user_id=signed_in.user.id, session_id=signed_in.web_session.id,
+                  ip=client_ip(request), user_agent=request.headers.get("user-agent", ""),
+                  via="portal")
     session_id = signed_in.web_session.id
     # Hand the connection back now: the request's session would otherwise keep it for as
     # long as the stream runs, and a few dozen viewers would empty the pool.
@@ -67,8 +68,10 @@ def stream_url(request: Request, cameras: CameraRuntime, camera: Camera,
     now = request.app.state.clock()
     if camera.node_device_id is not None and camera.node_url:
         assert signed_in.user.id is not None
+        assert signed_in.web_session.id is not None
         token = sign_for_node(cameras.secret_key, camera_id=camera.id,
-                              user_id=signed_in.user.id, now=now)
+                              user_id=signed_in.user.id, session_id=signed_in.web_session.id,
+                              now=now)
         return f"{camera.node_url}/cameras/{camera.id}/{kind}?t={token}"
     assert signed_in.web_session.id is not None
     token = sign_for_session(cameras.secret_key, camera_id=camera.id,

@@ -36,8 +36,10 @@ from webcam.viewing import Grant
 def node_grant(request: Request, camera_id: int, t: str = "") -> Grant:
     """A stream request carrying a URL the portal signed for one user and this camera."""
     runtime = runtime_of(request)
-    user_id = check_for_node(runtime.secret_key, t, camera_id=camera_id, now=runtime.clock())
-    return Grant(user_id=user_id, ip=request.client.host if request.client else None,
+    user_id, session_id = check_for_node(runtime.secret_key, t, camera_id=camera_id,
+                                         now=runtime.clock())
+    return Grant(user_id=user_id, session_id=session_id,
+                 ip=request.client.host if request.client else None,
                  user_agent=request.headers.get("user-agent", ""), via="node")
 
 

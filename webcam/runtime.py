@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 
 from sqlalchemy import update
@@ -29,7 +30,7 @@ from school.clock import Clock, utcnow
 from school.models import Classroom, School
 from webcam.heartbeat import Heartbeat
 from webcam.models import Camera
-from webcam.monitor import MAX_AGE, AccessMonitor
+from webcam.monitor import MAX_AGE, SESSION_IDLE, AccessMonitor
 from webcam.pipeline import DEFAULT_CARD_TEXTS, FrameKind, Mask, PipelineConfig
 from webcam.sealing import SourceUnreadable, unseal
 from webcam.service import CameraConfig, CameraService
@@ -71,6 +72,7 @@ class CameraRuntime:
         sync_interval: float = 2.0,
         max_age: float = MAX_AGE,
         capture: bool = True,
+        session_idle: timedelta = SESSION_IDLE,
     ) -> None:
         self.engine = engine
         self.secret_key = secret_key
@@ -78,7 +80,8 @@ class CameraRuntime:
         self.node = node
         self.capture = capture  # False: this process serves no camera (nodes do)
         self.service = CameraService(open_source=open_source or open_camera, clock=clock)
-        self.monitor = AccessMonitor(engine, clock=clock, max_age=max_age)
+        self.monitor = AccessMonitor(engine, clock=clock, max_age=max_age,
+                                     session_idle=session_idle)
         self.log = ViewLog(engine)
         self._sync_interval = sync_interval
         self._keys: dict[int, str] = {}

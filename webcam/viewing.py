@@ -30,9 +30,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Grant:
-    """Who asks to watch, as established by the caller's authentication."""
+    """Who asks to watch, as established by the caller's authentication: the user and the
+    browser session that asked (the view lasts no longer than that session)."""
 
     user_id: int
+    session_id: int
     ip: str | None = None
     user_agent: str = ""
     via: str = "portal"
@@ -49,14 +51,15 @@ async def _open(runtime: CameraRuntime, camera_id: int, grant: Grant) -> _Opened
     if not runtime.serves(camera_id):
         raise UnknownCamera(f"camera {camera_id} is not served here")
     watching = ExitStack()
-    watching.enter_context(runtime.monitor.watching(camera_id, grant.user_id))
+    watch = (grant.user_id, grant.session_id)
+    watching.enter_context(runtime.monitor.watching(camera_id, watch))
     try:
-        room = await runtime.monitor.room(camera_id, need_user=grant.user_id)
+        room = await runtime.monitor.room(camera_id, need=watch)
         started = runtime.clock()
         state = await asyncio.to_thread(
             _state, runtime, grant.user_id, room.school_id, room.timezone, started
         )
-        check = runtime.monitor.checker(camera_id, grant.user_id, state)
+        check = runtime.monitor.checker(camera_id, watch, state)
         decision = await check()
         if not decision.allowed:
             raise AccessRefused(decision)
@@ -65,6 +68,7 @@ async def _open(runtime: CameraRuntime, camera_id: int, grant: Grant) -> _Opened
             started_at=started, ip=grant.ip, user_agent=grant.user_agent[:255], via=grant.via,
         )
         view_id = await asyncio.wrap_future(runtime.log.opened(view))
+        check.view_id = view_id
     except BaseException:
         watching.close()
         raise
@@ -77,7 +81,7 @@ def _state(
     with Session(runtime.engine) as session:
         return viewing_state(
             session, user_id=user_id, school_id=school_id, timezone=timezone,
-            now=started, started=started,
+            now=started, started=started, settled_only=True,
         )
 
 

@@ -12,15 +12,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from school.db import immediate_session
 from school.devices import add_device
-from school.models import DeviceKind, School
+from school.models import DeviceKind, School, User
 from school.settings import Settings
 from tests.conftest import FakeClock
 from tests.webcam.conftest import Sources
-from tests.webcam.live import CameraSchool, Reader, login, serve
+from tests.webcam.live import CameraSchool, Reader, csrf, login, serve
 from tests.webcam.test_api import views
 from webcam.admin import claim_for_node
 from webcam.models import Camera
@@ -120,3 +120,37 @@ def test_the_node_obeys_a_pause_and_lights_the_on_air_page(
     assert screen.get(f"/cameras/{camera_id}/on-air?device=wrong").status_code == 404
     screen.close()
     parent.close()
+
+
+@pytest.mark.parametrize("how", ["logout", "deactivated"])
+def test_a_node_stream_ends_with_the_portal_session_that_asked_for_it(
+    base: str, node: tuple[str, int, str], engine: Engine, how: str
+) -> None:
+    node_base, camera_id, _ = node
+    parent = login(base, "parent@example.org")
+    path = node_url(parent, node_base, camera_id)
+    with Reader(node_base, path, cookie=None) as reader:
+        assert reader.status == 200
+        reader.start().wait_for(FrameKind.LIVE)
+        if how == "logout":
+            done = parent.post("/logout", data={"csrf_token": csrf(parent, "/parent/cameras")})
+        else:
+            done = httpx.Response(303)
+            deactivate(engine, "parent@example.org")  # as a script would: sessions untouched
+        assert done.status_code == 303
+        committed = time.monotonic()
+        assert reader.wait_end() - committed < LIMIT
+        assert reader.parts[-1].kind is FrameKind.ENDED
+    reason = "signed_out" if how == "logout" else "account_disabled"
+    assert [(r.via, r.end_reason) for r in views(engine, settled=1)] == [("node", reason)]
+    # The URL was good for a minute; it is worth nothing once its session has ended.
+    assert httpx.get(node_base + path).status_code == 403
+    parent.close()
+
+
+def deactivate(engine: Engine, email: str) -> None:
+    with immediate_session(engine) as session:
+        user = session.exec(select(User).where(User.email == email)).one()
+        user.is_active = False
+        session.add(user)
+        session.commit()
