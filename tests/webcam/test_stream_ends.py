@@ -19,6 +19,7 @@ from tests.conftest import FakeClock
 from tests.factories import PASSWORD
 from tests.webcam.live import CameraSchool, Reader, csrf, login, stream_urls, watch
 from tests.webcam.test_api import views
+from webcam.models import WebcamSettings
 from webcam.pipeline import FrameKind
 
 LIMIT = 1.0  # seconds
@@ -141,3 +142,37 @@ def test_a_staff_view_ends_with_the_session_length(
     assert [r.end_reason for r in views(engine, settled=1)] == ["session_expired"]
     reader.close()
     office.close()
+
+
+def set_quota(engine: Engine, school_id: int, minutes: int) -> None:
+    with immediate_session(engine) as session:
+        limits = session.get(WebcamSettings, school_id) or WebcamSettings(school_id=school_id)
+        limits.daily_quota_minutes = minutes
+        session.add(limits)
+        session.commit()
+
+
+def test_parallel_streams_share_one_daily_quota(
+    base: str, equipped: CameraSchool, engine: Engine, clock: FakeClock
+) -> None:
+    set_quota(engine, equipped.school.school.id or 0, 1)
+    parent = login(base, "parent@example.org")
+    cp, ce1 = (c.id or 0 for c in equipped.cameras)
+    first, second = (stream_urls(parent.get("/parent/cameras").text) for _ in range(2))
+    readers = [watch(base, parent, url) for url in (first[cp], first[ce1], second[cp])]
+    for reader in readers:
+        assert reader.status == 200
+        reader.wait_for(FrameKind.LIVE)
+    clock.advance(seconds=15)  # 45 s of the minute used, by three streams together
+    time.sleep(1.0)
+    assert all(r.ended_at is None for r in readers)
+    clock.advance(seconds=5)
+    done = time.monotonic()
+    for reader in readers:
+        assert reader.wait_end() - done < LIMIT
+        assert reader.parts[-1].kind is FrameKind.ENDED
+    assert [r.end_reason for r in views(engine, settled=3)] == ["quota_exhausted"] * 3
+    assert "quota_exhausted" in parent.get("/parent/cameras").text
+    for reader in readers:
+        reader.close()
+    parent.close()
