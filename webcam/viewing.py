@@ -3,8 +3,9 @@
 Whoever authenticated the request (the portal's session and signed URL, or a camera
 node's signed URL) hands over a `Grant`. Nothing is sent before the policy allows it
 and the opening row of the viewing log is committed; the row is completed with the
-reason the view ended: `closed` (the viewer left or the server stopped), `snapshot`, or
-the policy's refusal (`guardianship_ended`, `consent_missing`, `session_expired`, ...).
+reason the view ended: `closed` (the viewer left or the server stopped), `snapshot` (its
+end is when its 'on air' light goes out, `webcam.snapshots`), or the policy's refusal
+(`guardianship_ended`, `consent_missing`, `session_expired`, `signed_out`, ...).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from webcam.access import viewing_state
 from webcam.errors import AccessRefused, UnknownCamera
 from webcam.models import CameraView
 from webcam.monitor import Check
-from webcam.policy import ViewingState
+from webcam.policy import Decision, Reason, ViewingState
 from webcam.runtime import CameraRuntime
+from webcam.snapshots import SNAPSHOT_VIEW
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,11 @@ class _Opened:
     watching: ExitStack
 
 
-async def _open(runtime: CameraRuntime, camera_id: int, grant: Grant) -> _Opened:
+async def _open(runtime: CameraRuntime, camera_id: int, grant: Grant, *,
+                snapshot: bool = False) -> _Opened:
+    """Check the policy and log the view. A snapshot that a still-lit earlier one of the
+    viewer's covers logs nothing new (`webcam.snapshots`); its check counts that entry
+    among the viewer's views, as it would any other."""
     if not runtime.serves(camera_id):
         raise UnknownCamera(f"camera {camera_id} is not served here")
     watching = ExitStack()
@@ -63,12 +69,18 @@ async def _open(runtime: CameraRuntime, camera_id: int, grant: Grant) -> _Opened
         decision = await check()
         if not decision.allowed:
             raise AccessRefused(decision)
-        view = CameraView(
-            school_id=room.school_id, camera_id=camera_id, user_id=grant.user_id,
-            started_at=started, ip=grant.ip, user_agent=grant.user_agent[:255], via=grant.via,
-        )
-        view_id = await asyncio.wrap_future(runtime.log.opened(view))
-        check.view_id = view_id
+        reused = runtime.snapshots.current(grant.user_id, camera_id, started) if snapshot else None
+        if reused is not None:
+            view_id = reused
+        else:
+            view = CameraView(
+                school_id=room.school_id, camera_id=camera_id, user_id=grant.user_id,
+                started_at=started, ip=grant.ip, user_agent=grant.user_agent[:255],
+                via=grant.via,
+            )
+            view_id = await asyncio.wrap_future(runtime.log.opened(view))
+        if not snapshot:
+            check.view_id = view_id
     except BaseException:
         watching.close()
         raise
@@ -123,9 +135,18 @@ class ViewStream:
 
 
 async def take_snapshot(runtime: CameraRuntime, camera_id: int, grant: Grant) -> bytes:
-    opened = await _open(runtime, camera_id, grant)
+    """One JPEG, as a view: refused past `PER_MINUTE` a minute (`SNAPSHOT_LIMIT`), and
+    otherwise lit and counted for `SNAPSHOT_VIEW` in one entry with the viewer's other
+    snapshots of the camera still lit."""
+    if not runtime.serves(camera_id):
+        raise UnknownCamera(f"camera {camera_id} is not served here")
+    if not runtime.snapshots.admit(grant.user_id, runtime.clock()):
+        raise AccessRefused(Decision.refuse(Reason.SNAPSHOT_LIMIT))
+    opened = await _open(runtime, camera_id, grant, snapshot=True)
     try:
         return await runtime.service.snapshot(camera_id, opened.check)
     finally:
         opened.watching.close()
-        runtime.log.closed(opened.view_id, runtime.clock(), "snapshot")
+        until = runtime.clock() + SNAPSHOT_VIEW
+        runtime.snapshots.lit(grant.user_id, camera_id, opened.view_id, until)
+        runtime.log.closed(opened.view_id, until, "snapshot", extend=True)
