@@ -11,20 +11,23 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from parent_portal.app import create_app
 from school.db import immediate_session
 from school.devices import add_device
 from school.models import DeviceKind, School, User
 from school.settings import Settings
+from school.web_headers import HSTS
 from tests.conftest import FakeClock
 from tests.webcam.conftest import Sources
 from tests.webcam.live import CameraSchool, Reader, csrf, login, serve
 from tests.webcam.test_api import views
 from webcam.admin import claim_for_node
 from webcam.models import Camera
-from webcam.node import create_node_app
+from webcam.node import InsecureNode, create_node_app
 from webcam.pipeline import FrameKind
 from webcam.runtime import CameraRuntime, NodeRole
 from webcam.tokens import TOKEN_TTL
@@ -154,3 +157,61 @@ def deactivate(engine: Engine, email: str) -> None:
         user.is_active = False
         session.add(user)
         session.commit()
+
+
+SECURITY_HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
+                    "referrer-policy": "same-origin"}
+
+
+def test_the_node_sends_the_portals_security_headers(
+    base: str, node: tuple[str, int, str]
+) -> None:
+    node_base, camera_id, _ = node
+    portal_page = httpx.get(base + "/login")
+    parent = login(base, "parent@example.org")
+    path = node_url(parent, node_base, camera_id)
+    with httpx.stream("GET", node_base + path) as stream:
+        assert stream.status_code == 200
+        answers = [stream.headers, httpx.get(node_base + "/healthz").headers,
+                   httpx.get(node_base + f"/cameras/{camera_id}/stream.mjpg").headers]
+    for headers in answers:
+        for name, value in SECURITY_HEADERS.items():
+            assert headers[name] == value == portal_page.headers[name]
+        assert headers["content-security-policy"] == portal_page.headers[
+            "content-security-policy"]
+        assert "strict-transport-security" not in headers  # plain HTTP: a test box
+    parent.close()
+
+
+def test_in_production_a_node_needs_an_https_public_url(
+    settings: Settings, engine: Engine, equipped: CameraSchool
+) -> None:
+    role = NodeRole(device_id=1, camera_ids=frozenset({equipped.cameras[0].id or 0}))
+    for url in ("http://node.example.org:8100", "", "HTTP://node.example.org"):
+        with pytest.raises(InsecureNode, match="https://"):
+            create_node_app(engine=engine, secret_key=settings.effective_secret_key(),
+                            node=role, public_url=url, production=True)
+    app = create_node_app(engine=engine, secret_key=settings.effective_secret_key(), node=role,
+                          public_url="https://node.example.org", production=True)
+    with TestClient(app) as client:
+        headers = client.get("/healthz").headers
+    assert headers["strict-transport-security"] == HSTS
+    assert headers["x-frame-options"] == "DENY"
+
+
+def test_in_production_the_portal_hands_out_no_clear_text_node_url(
+    settings: Settings, engine: Engine, clock: FakeClock, node: tuple[str, int, str]
+) -> None:
+    node_base, camera_id, _ = node
+    assert node_base.startswith("http://")
+    # Plain HTTP to the portal too, so that the test's browser keeps its cookies; the
+    # node's address is what is judged here.
+    production = settings.model_copy(update={"environment": "production", "https": False,
+                                             "card_master_key": "ab" * 16})
+    with serve(create_app(production, engine, clock=clock)) as portal:
+        parent = login(portal, "parent@example.org")
+        page = parent.get("/parent/cameras")
+        assert page.status_code == 200
+        assert node_base not in page.text
+        assert f"/cameras/{camera_id}/stream.mjpg" not in page.text
+        parent.close()
