@@ -23,7 +23,7 @@ from school.settings import Settings
 from school.web_headers import HSTS
 from tests.conftest import FakeClock
 from tests.webcam.conftest import Sources
-from tests.webcam.live import CameraSchool, Reader, csrf, login, serve
+from tests.webcam.live import CSRF_INPUT, CameraSchool, Reader, csrf, login, serve
 from tests.webcam.test_api import views
 from webcam.admin import claim_for_node
 from webcam.models import Camera
@@ -69,6 +69,19 @@ def node(settings: Settings, engine: Engine, clock: FakeClock, equipped: CameraS
         yield node_base, camera_id, token
 
 
+def pair_screen(base: str, camera_id: int, device_token: str) -> httpx.Client:
+    """The room's wall screen, set up once with the node's device token."""
+    screen = httpx.Client(base_url=base)
+    form = screen.get(f"/cameras/{camera_id}/on-air/pair")
+    token = CSRF_INPUT.search(form.text)
+    assert token is not None
+    done = screen.post(f"/cameras/{camera_id}/on-air/pair",
+                       data={"csrf_token": token.group(1), "token": device_token})
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/cameras/{camera_id}/on-air"
+    return screen
+
+
 def node_url(client: httpx.Client, node_base: str, camera_id: int) -> str:
     page = client.get("/parent/cameras")
     csp = page.headers["content-security-policy"]
@@ -105,8 +118,8 @@ def test_the_node_obeys_a_pause_and_lights_the_on_air_page(
 ) -> None:
     node_base, camera_id, device_token = node
     parent = login(base, "parent@example.org")
-    screen = httpx.Client(base_url=base)
-    on_air = f"/cameras/{camera_id}/on-air?device={device_token}"
+    screen = pair_screen(base, camera_id, device_token)
+    on_air = f"/cameras/{camera_id}/on-air"
     assert 'data-lit="no"' in screen.get(on_air).text
     with Reader(node_base, node_url(parent, node_base, camera_id), cookie=None) as reader:
         reader.start().wait_for(FrameKind.LIVE)
@@ -120,7 +133,6 @@ def test_the_node_obeys_a_pause_and_lights_the_on_air_page(
             session.commit()
         assert reader.wait_for(FrameKind.PAUSED, after=mark) - before < LIMIT
     wait_until(lambda: 'data-lit="no"' in screen.get(on_air).text, timeout=4)
-    assert screen.get(f"/cameras/{camera_id}/on-air?device=wrong").status_code == 404
     screen.close()
     parent.close()
 
