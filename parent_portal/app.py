@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import anyio.to_thread
@@ -140,6 +141,7 @@ def create_app(
     app.state.cameras = CameraRuntime(
         engine=app.state.engine, secret_key=settings.effective_secret_key(), clock=clock,
         open_source=open_source, capture=settings.capture_cameras,
+        session_idle=timedelta(minutes=settings.session_idle_minutes),
     )
     stripe = settings.effective_payment_provider == "stripe"
     app.add_middleware(SecurityHeaders, https=settings.https,

@@ -9,6 +9,7 @@ that node's origin in their Content-Security-Policy's img-src, and nothing else.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, cast
 from urllib.parse import urlsplit
 
@@ -22,6 +23,8 @@ from webcam.models import Camera
 from webcam.runtime import CameraRuntime
 from webcam.tokens import check_for_session, sign_for_node, sign_for_session
 from webcam.viewing import Grant
+
+logger = logging.getLogger(__name__)
 
 
 def get_cameras(request: Request) -> CameraRuntime:
@@ -46,8 +49,9 @@ def portal_grant(
         raise LoginRequired(request.url.path)
     assert signed_in.web_session.id is not None
     assert signed_in.user.id is not None
-    grant = Grant(user_id=signed_in.user.id, ip=client_ip(request),
-                  user_agent=request.headers.get("user-agent", ""), via="portal")
+    grant = Grant(user_id=signed_in.user.id, session_id=signed_in.web_session.id,
+                  ip=client_ip(request), user_agent=request.headers.get("user-agent", ""),
+                  via="portal")
     session_id = signed_in.web_session.id
     # Hand the connection back now: the request's session would otherwise keep it for as
     # long as the stream runs, and a few dozen viewers would empty the pool.
@@ -58,17 +62,26 @@ def portal_grant(
 
 
 def stream_url(request: Request, cameras: CameraRuntime, camera: Camera,
-               kind: str = "stream.mjpg") -> str:
-    """A fresh URL for this page's viewer to open `camera` (good for a minute)."""
+               kind: str = "stream.mjpg") -> str | None:
+    """A fresh URL for this page's viewer to open `camera` (good for a minute); None in
+    production for a node that is not reached over HTTPS."""
     # Set by the page's own sign-in dependency, which always runs first.
     signed_in = cast(SignedIn | None, getattr(request.state, "signed_in", None))
     assert signed_in is not None
     assert camera.id is not None
     now = request.app.state.clock()
     if camera.node_device_id is not None and camera.node_url:
+        settings = request.app.state.settings
+        if settings.environment == "production" and not camera.node_url.startswith("https://"):
+            # A node claimed with a clear-text address (before production, or by hand):
+            # images of children only travel encrypted, so no URL at all.
+            logger.error("camera %s: its node's address is not https://; not shown", camera.id)
+            return None
         assert signed_in.user.id is not None
+        assert signed_in.web_session.id is not None
         token = sign_for_node(cameras.secret_key, camera_id=camera.id,
-                              user_id=signed_in.user.id, now=now)
+                              user_id=signed_in.user.id, session_id=signed_in.web_session.id,
+                              now=now)
         return f"{camera.node_url}/cameras/{camera.id}/{kind}?t={token}"
     assert signed_in.web_session.id is not None
     token = sign_for_session(cameras.secret_key, camera_id=camera.id,

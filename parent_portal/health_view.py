@@ -148,7 +148,7 @@ def _served_here(runtime: CameraRuntime, camera_id: int) -> tuple[CameraState, i
     if not runtime.serves(camera_id):
         return None
     try:
-        return runtime.service.state(camera_id), runtime.service.viewers(camera_id)
+        return runtime.service.state(camera_id), runtime.viewers(camera_id) or 0
     except UnknownCamera:  # stopped meanwhile
         return None
 

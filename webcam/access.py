@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from school.models import (
@@ -29,15 +30,80 @@ from school.models import (
     RoleGrant,
     School,
     User,
+    WebSession,
 )
 from webcam.models import BroadcastSlot, Camera, CameraConsent, CameraView, WebcamSettings
-from webcam.policy import CameraRules, ChildInRoom, Slot, Viewer, ViewingState
+from webcam.policy import CameraRules, ChildInRoom, SignIn, Slot, Viewer, ViewingState
 
 ROOM_WIDE_ROLES = frozenset({Role.OFFICE, Role.ADMIN})
+# How long after it ended a view still reaches the running views' quota (`recent_views`):
+# far more than the half second between two checks of a stream.
+RECENT = timedelta(minutes=1)
 
 
 def local_day(school: School, now: datetime) -> date:
     return now.astimezone(ZoneInfo(school.timezone)).date()
+
+
+def day_start(timezone: str, now: datetime) -> datetime:
+    """Midnight today in the school's zone: where the daily quota starts counting."""
+    zone = ZoneInfo(timezone)
+    return datetime.combine(now.astimezone(zone).date(), time(0), zone)
+
+
+@dataclass(frozen=True)
+class ViewSpan:
+    """One row of the viewing log as the quota sees it."""
+
+    view_id: int
+    started_at: datetime
+    ended_at: datetime | None  # None while open; a snapshot's ends a little ahead
+
+    def watched(self, since: datetime, now: datetime) -> timedelta:
+        span = min(self.ended_at or now, now) - max(self.started_at, since)
+        return max(span, timedelta(0))
+
+
+def sign_ins(
+    session: Session, session_ids: Iterable[int], *, idle: timedelta
+) -> dict[int, SignIn | None]:
+    """The browser sessions that opened views, with their account's state, in one query;
+    None for a session no longer on record."""
+    ids = sorted(set(session_ids))
+    found: dict[int, SignIn | None] = dict.fromkeys(ids)
+    if not ids:
+        return found
+    rows = session.execute(
+        sa_select(col(WebSession.id), col(WebSession.user_id), col(WebSession.revoked_at),
+                  col(WebSession.expires_at), col(WebSession.last_seen_at), col(User.is_active))
+        .join(User, col(User.id) == WebSession.user_id)
+        .where(col(WebSession.id).in_(ids))
+    )
+    for session_id, user_id, revoked, expires, seen, active in rows:
+        found[session_id] = SignIn(session_id=session_id, user_id=user_id,
+                                   revoked=revoked is not None,
+                                   ends_at=min(expires, seen + idle), account_active=active)
+    return found
+
+
+def recent_views(
+    session: Session, user_ids: Iterable[int], *, school_id: int, now: datetime
+) -> dict[int, tuple[ViewSpan, ...]]:
+    """Each user's views in this school that are open, or ended within `RECENT`."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    found: dict[int, list[ViewSpan]] = defaultdict(list)
+    for view_id, user_id, started, ended in session.exec(
+        select(col(CameraView.id), col(CameraView.user_id), col(CameraView.started_at),
+               col(CameraView.ended_at))
+        .where(col(CameraView.user_id).in_(ids), CameraView.school_id == school_id,
+               col(CameraView.started_at) >= now - timedelta(days=1),
+               or_(col(CameraView.ended_at).is_(None), col(CameraView.ended_at) > now - RECENT))
+    ):
+        assert view_id is not None
+        found[user_id].append(ViewSpan(view_id, started, ended))
+    return {user_id: tuple(spans) for user_id, spans in found.items()}
 
 
 def viewers_for(
@@ -252,30 +318,36 @@ def limits_of(session: Session, school_id: int) -> WebcamSettings:
 
 def viewing_state(
     session: Session, *, user_id: int, school_id: int, timezone: str, now: datetime,
-    started: datetime | None = None,
+    started: datetime | None = None, settled_only: bool = False,
 ) -> ViewingState:
     """The user's limits: session length, daily quota, and the time already watched today
     in this school (every camera; open views count up to now). Read it before the new
-    view is logged, and give the new view's start as `started`."""
+    view is logged, and give the new view's start as `started`.
+
+    `settled_only`: count only the views that have ended, naming them in `counted_views`;
+    a running view's check adds the others as it sees them (`webcam.monitor.Check`)."""
     limits = limits_of(session, school_id)
-    zone = ZoneInfo(timezone)
-    midnight = datetime.combine(now.astimezone(zone).date(), time(0), zone)
+    midnight = day_start(timezone, now)
     views = session.exec(
-        select(CameraView.started_at, CameraView.ended_at).where(
+        select(col(CameraView.id), col(CameraView.started_at), col(CameraView.ended_at)).where(
             CameraView.user_id == user_id,
             CameraView.school_id == school_id,
             or_(col(CameraView.ended_at).is_(None), col(CameraView.ended_at) > midnight),
         )
     ).all()
-    watched = timedelta(0)
-    for begin, end in views:
-        span = min(end or now, now) - max(begin, midnight)
-        watched += max(span, timedelta(0))
+    watched, counted = timedelta(0), set()
+    for view_id, begin, end in views:
+        assert view_id is not None
+        if settled_only and (end is None or end > now):
+            continue
+        watched += ViewSpan(view_id, begin, end).watched(midnight, now)
+        counted.add(view_id)
     return ViewingState(
         session_started=started,
         session_length=timedelta(minutes=limits.session_minutes),
         watched_earlier_today=watched,
         daily_quota=timedelta(minutes=limits.daily_quota_minutes),
+        counted_views=frozenset(counted) if settled_only else frozenset(),
     )
 
 

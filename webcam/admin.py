@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from hardware.cameras.opencv import parse_source
 from hardware.errors import HardwareError
@@ -47,6 +47,20 @@ def can_pause(session: Session, user_id: int, camera: Camera) -> bool:
         )
     ).first()
     return Role.TEACHER in roles and assigned is not None
+
+
+def viewer_counts_seen(session: Session, user_id: int, school_id: int) -> set[int]:
+    """The cameras whose live viewer count the user may see: every camera of the school
+    for the director and the office, a teacher's own rooms' cameras, none for anyone else
+    (a cashier, a teacher of other rooms). A room's 'on air' screen shows its own."""
+    roles = school_roles(session, user_id, school_id)
+    query = select(Camera.id).where(Camera.school_id == school_id)
+    if not roles & MANAGING_ROLES:
+        if Role.TEACHER not in roles:
+            return set()
+        query = query.join(ClassroomStaff, col(ClassroomStaff.classroom_id) == Camera.classroom_id
+                           ).where(ClassroomStaff.user_id == user_id)
+    return {camera_id for camera_id in session.exec(query) if camera_id is not None}
 
 
 def can_read_all_views(session: Session, user_id: int, school_id: int) -> bool:

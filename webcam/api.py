@@ -14,13 +14,14 @@ Refusals, mapped in `status_for` (the one table of them):
 | status | when                                                                        |
 | ------ | --------------------------------------------------------------------------- |
 | 401    | no session (portal), answered by the portal                                 |
-| 403    | a missing, expired or forged stream URL, or one for another session/camera  |
+| 403    | a missing, expired or forged stream URL, or one for another session/camera; |
+|        | the session that asked for it has ended, or its account is deactivated      |
 | 404    | no such camera, not served here, switched off, or not a room of the viewer's |
 |        | children (not guardian, guardianship ended, child left): existence is not    |
 |        | revealed                                                                    |
 | 423    | the room is not broadcasting now: outside its slots, a closed day, paused,  |
 |        | or consent incomplete (the page says which)                                 |
-| 429    | the viewer's daily quota is used up                                         |
+| 429    | the viewer's daily quota is used up, or too many snapshots this minute      |
 
 A refusal while a stream runs cannot change its status any more: paused or outside-hours
 streams show the matching card, any other refusal ends the stream with the 'stream
@@ -60,6 +61,9 @@ REFUSAL_STATUS = MappingProxyType({
     Reason.PAUSED: 423,
     Reason.QUOTA_EXHAUSTED: 429,
     Reason.SESSION_EXPIRED: 429,
+    Reason.SNAPSHOT_LIMIT: 429,
+    Reason.SIGNED_OUT: 403,
+    Reason.ACCOUNT_DISABLED: 403,
 })
 
 

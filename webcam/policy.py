@@ -13,7 +13,13 @@ while it runs. Rules, in the order a refusal is reported:
 3. The room must have complete consent (`CONSENT_MISSING`), be open that day
    (`CLOSED_DAY`) and inside a weekly slot in the school's time zone (`OUTSIDE_HOURS`),
    and not be paused (`PAUSED`).
-4. The viewer's daily quota (`QUOTA_EXHAUSTED`) and session length (`SESSION_EXPIRED`).
+4. The viewer's daily quota (`QUOTA_EXHAUSTED`) and session length (`SESSION_EXPIRED`);
+   staff have no quota, but their views end with the session length too.
+
+A running view is judged by `decide_view`: first the browser session that opened it
+(`SIGNED_OUT` once it is revoked, expired or idle, which logging out, a password change
+and revoking sessions all do; `ACCOUNT_DISABLED` once the account is deactivated), then
+`decide`. Every kind of stream (MJPEG, snapshot, any later one) asks through it.
 
 Date bounds follow `school.models`: a start day is included, an end day is not.
 """
@@ -42,6 +48,9 @@ class Reason(enum.StrEnum):
     PAUSED = "paused"
     QUOTA_EXHAUSTED = "quota_exhausted"
     SESSION_EXPIRED = "session_expired"
+    SIGNED_OUT = "signed_out"
+    ACCOUNT_DISABLED = "account_disabled"
+    SNAPSHOT_LIMIT = "snapshot_limit"
 
 
 @dataclass(frozen=True)
@@ -108,10 +117,23 @@ class ViewingState:
     session_length: timedelta | None = None
     watched_earlier_today: timedelta = timedelta(0)  # not counting this session
     daily_quota: timedelta | None = None
+    # The views `watched_earlier_today` holds (a running view adds the others it sees).
+    counted_views: frozenset[int] = frozenset()
 
     def watched_now(self, now: datetime) -> timedelta:
         current = now - self.session_started if self.session_started else timedelta(0)
         return self.watched_earlier_today + max(current, timedelta(0))
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """The browser session that opened a view, as the database last said."""
+
+    session_id: int
+    user_id: int
+    revoked: bool
+    ends_at: datetime  # its absolute expiry or its idle timeout, whichever comes first
+    account_active: bool
 
 
 @dataclass(frozen=True)
@@ -134,7 +156,7 @@ def decide(viewer: Viewer, camera: CameraRules, now: datetime, state: ViewingSta
     if not camera.enabled:
         return Decision.refuse(Reason.CAMERA_OFF)
     if viewer.roles & VIEWING_STAFF_ROLES and camera.classroom_id in viewer.staff_rooms:
-        refusal = _staff_refusal(camera)
+        refusal = _staff_refusal(camera) or _length_refusal(state, now)
         return Decision.refuse(refusal) if refusal else ALLOWED
     local = now.astimezone(ZoneInfo(camera.timezone))
     refusal = (
@@ -143,6 +165,24 @@ def decide(viewer: Viewer, camera: CameraRules, now: datetime, state: ViewingSta
         or _limit_refusal(state, now)
     )
     return Decision.refuse(refusal) if refusal else ALLOWED
+
+
+def decide_view(
+    sign_in: SignIn | None, viewer: Viewer, camera: CameraRules, now: datetime,
+    state: ViewingState,
+) -> Decision:
+    """May the view `sign_in` opened go on? `None`: that session is no longer on record."""
+    refusal = sign_in_refusal(sign_in, viewer.user_id, now)
+    return Decision.refuse(refusal) if refusal else decide(viewer, camera, now, state)
+
+
+def sign_in_refusal(sign_in: SignIn | None, user_id: int, now: datetime) -> Reason | None:
+    if sign_in is not None and sign_in.user_id == user_id and not sign_in.account_active:
+        return Reason.ACCOUNT_DISABLED
+    if (sign_in is None or sign_in.user_id != user_id or sign_in.revoked
+            or now >= sign_in.ends_at):
+        return Reason.SIGNED_OUT
+    return None
 
 
 def _child_refusal(viewer: Viewer, camera: CameraRules, today: date) -> Reason | None:
@@ -181,6 +221,10 @@ def _room_refusal(camera: CameraRules, local: datetime) -> Reason | None:
 def _limit_refusal(state: ViewingState, now: datetime) -> Reason | None:
     if state.daily_quota is not None and state.watched_now(now) >= state.daily_quota:
         return Reason.QUOTA_EXHAUSTED
+    return _length_refusal(state, now)
+
+
+def _length_refusal(state: ViewingState, now: datetime) -> Reason | None:
     started, length = state.session_started, state.session_length
     if started is not None and length is not None and now - started >= length:
         return Reason.SESSION_EXPIRED

@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 
 from sqlalchemy import update
@@ -29,10 +30,11 @@ from school.clock import Clock, utcnow
 from school.models import Classroom, School
 from webcam.heartbeat import Heartbeat
 from webcam.models import Camera
-from webcam.monitor import MAX_AGE, AccessMonitor
+from webcam.monitor import MAX_AGE, SESSION_IDLE, AccessMonitor
 from webcam.pipeline import DEFAULT_CARD_TEXTS, FrameKind, Mask, PipelineConfig
 from webcam.sealing import SourceUnreadable, unseal
 from webcam.service import CameraConfig, CameraService
+from webcam.snapshots import Snapshots
 from webcam.viewlog import ViewLog
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class CameraRuntime:
         sync_interval: float = 2.0,
         max_age: float = MAX_AGE,
         capture: bool = True,
+        session_idle: timedelta = SESSION_IDLE,
     ) -> None:
         self.engine = engine
         self.secret_key = secret_key
@@ -78,8 +81,10 @@ class CameraRuntime:
         self.node = node
         self.capture = capture  # False: this process serves no camera (nodes do)
         self.service = CameraService(open_source=open_source or open_camera, clock=clock)
-        self.monitor = AccessMonitor(engine, clock=clock, max_age=max_age)
+        self.monitor = AccessMonitor(engine, clock=clock, max_age=max_age,
+                                     session_idle=session_idle)
         self.log = ViewLog(engine)
+        self.snapshots = Snapshots()
         self._sync_interval = sync_interval
         self._keys: dict[int, str] = {}
         self._counts: dict[int, int] = {}
@@ -123,8 +128,11 @@ class CameraRuntime:
         return camera_id in self.service.camera_ids
 
     def viewers(self, camera_id: int) -> int | None:
-        """Live viewers of a camera served here, or None when it is not served here."""
-        return self.service.viewers(camera_id) if self.serves(camera_id) else None
+        """Live viewers of a camera served here (streams, and snapshots still lit), or
+        None when it is not served here."""
+        if not self.serves(camera_id):
+            return None
+        return self.service.viewers(camera_id) + self.snapshots.viewers(camera_id, self.clock())
 
     def changed(self, camera_id: int | None = None) -> None:
         """Something about a camera (or every camera) changed in this process: apply now."""
@@ -210,7 +218,7 @@ class CameraRuntime:
         self.monitor.invalidate(camera_id)
 
     def _write_counts(self) -> None:
-        counts = {cid: self.service.viewers(cid) for cid in self.service.camera_ids}
+        counts = {cid: self.viewers(cid) or 0 for cid in self.service.camera_ids}
         changed = {cid: n for cid, n in counts.items() if self._counts.get(cid) != n}
         if not changed:
             return

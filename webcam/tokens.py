@@ -8,9 +8,14 @@ is then governed by the access policy, checked every half second):
   the camera id and the viewer's server-side session id, neither of which is in the token:
   the camera comes from the path, the session from the cookie. Another session, another
   camera or a signed-out browser gets 403.
-- camera-node streams: `t=<user id>.<expiry>.<mac>`, binding the camera and the user. A
-  node holds the same secret key as the portal and checks it without a database round
-  trip; the portal has checked the session and the policy when it signed.
+- camera-node streams: `t=<user id>.<session id>.<expiry>.<mac>`, binding the camera, the
+  user and the portal session that asked for it (a node cannot read the portal's
+  cookie, which is not sent to another origin). A node holds the same secret key as the
+  portal and checks the signature locally; it then checks, in the shared database, that
+  this session is still live and its account active, when the stream opens and with
+  every policy check while it runs (`webcam.monitor`): logging out at the portal ends
+  the node's stream within a second. Whoever holds the URL may open it while it is good
+  and the session is live; it can never outlive the session.
 
 Each kind has its own key, derived from `MOULIN_SECRET_KEY`, so one cannot pass for the
 other.
@@ -69,18 +74,21 @@ def check_for_session(
         raise BadStreamToken("stream token not for this session or camera")
 
 
-def sign_for_node(secret_key: str, *, camera_id: int, user_id: int, now: datetime) -> str:
+def sign_for_node(secret_key: str, *, camera_id: int, user_id: int, session_id: int,
+                  now: datetime) -> str:
     expiry = _expiry(now)
-    return f"{user_id}.{expiry}.{_mac(secret_key, 'node', f'{camera_id}|{user_id}|{expiry}')}"
+    mac = _mac(secret_key, "node/2", f"{camera_id}|{user_id}|{session_id}|{expiry}")
+    return f"{user_id}.{session_id}.{expiry}.{mac}"
 
 
-def check_for_node(secret_key: str, token: str, *, camera_id: int, now: datetime) -> int:
-    """The user the token was signed for."""
-    user, _, rest = token.partition(".")
-    raw, _, mac = rest.partition(".")
-    if not user.isdigit():
+def check_for_node(
+    secret_key: str, token: str, *, camera_id: int, now: datetime
+) -> tuple[int, int]:
+    """The user and the portal session the token was signed for."""
+    user, session, raw, mac = [*token.split("."), "", "", "", ""][:4]
+    if not user.isdigit() or not session.isdigit() or token.count(".") != 3:
         raise BadStreamToken("malformed stream token")
     expiry = _check_expiry(raw, now)
-    if not _same(mac, _mac(secret_key, "node", f"{camera_id}|{user}|{expiry}")):
+    if not _same(mac, _mac(secret_key, "node/2", f"{camera_id}|{user}|{session}|{expiry}")):
         raise BadStreamToken("stream token not for this camera")
-    return int(user)
+    return int(user), int(session)

@@ -38,6 +38,7 @@ class _Close:
     view_id: int
     at: datetime
     reason: str
+    extend: bool = False  # move an end already written (a snapshot entry's)
 
 
 class ViewLog:
@@ -67,8 +68,9 @@ class ViewLog:
         self._queue.put(_Open(view, done))
         return done
 
-    def closed(self, view_id: int, at: datetime, reason: str) -> None:
-        self._queue.put(_Close(view_id, at, reason[:32]))
+    def closed(self, view_id: int, at: datetime, reason: str, *, extend: bool = False) -> None:
+        """Queue the view's end; `extend`: even if an end was written already."""
+        self._queue.put(_Close(view_id, at, reason[:32], extend))
 
     def _run(self) -> None:
         stop = False
@@ -96,12 +98,10 @@ class ViewLog:
             with Session(self._engine, expire_on_commit=False) as session:
                 session.add_all([op.view for op in opens])
                 for close in closes:
-                    session.exec(
-                        update(CameraView)
-                        .where(col(CameraView.id) == close.view_id,
-                               col(CameraView.ended_at).is_(None))
-                        .values(ended_at=close.at, end_reason=close.reason)
-                    )
+                    query = update(CameraView).where(col(CameraView.id) == close.view_id)
+                    if not close.extend:
+                        query = query.where(col(CameraView.ended_at).is_(None))
+                    session.exec(query.values(ended_at=close.at, end_reason=close.reason))
                 session.commit()
         except Exception as exc:
             logger.exception("could not write %s viewing-log entries", len(batch))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -17,7 +18,7 @@ from school.devices import device_for_token
 from school.errors import SchoolError
 from school.models import DeviceKind
 from webcam.admin import claim_for_node
-from webcam.node import create_node_app
+from webcam.node import InsecureNode, check_public_url, create_node_app
 from webcam.runtime import NodeRole
 
 
@@ -43,26 +44,35 @@ def camera_node(
     port: int = typer.Option(8100, help="Port to listen on."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     public_url: str | None = typer.Option(
-        None, help="Base URL browsers reach this node at (default http://HOST:PORT)."),
+        None, help="Base URL browsers reach this node at (default http://HOST:PORT; "
+        "https:// required in production)."),
     token_file: Path | None = typer.Option(None, help="File holding the device token."),
 ) -> None:
     """Serve these cameras from this process; the portal sends their viewers here."""
     settings = context.load_settings()
-    eng = make_engine(settings.effective_database_url)  # lives as long as the node
     ids = _camera_ids(cameras)
+    url = public_url or f"http://{host}:{port}"
+    production = settings.environment == "production"
+    try:  # before claiming: the portal must never hand parents a clear-text address
+        check_public_url(url, production=production)
+    except InsecureNode as exc:
+        context.fail(str(exc))
+    eng = make_engine(settings.effective_database_url)  # lives as long as the node
     with Session(eng) as session:
         device = device_for_token(session, _token(token_file))
         if device is None or device.kind is not DeviceKind.CAMERA_NODE or device.id is None:
             context.fail("unknown, revoked or non-camera-node device token")
         try:
             claim_for_node(session=session, device=device, camera_ids=ids,
-                           node_url=public_url or f"http://{host}:{port}")
+                           node_url=url)
         except SchoolError as exc:
             context.fail(str(exc))
         session.commit()
         node = NodeRole(device_id=device.id, camera_ids=frozenset(ids))
     app = create_node_app(engine=eng, secret_key=settings.effective_secret_key(), node=node,
-                          metrics_token=settings.metrics_token)
+                          metrics_token=settings.metrics_token, public_url=url,
+                          production=production,
+                          session_idle=timedelta(minutes=settings.session_idle_minutes))
     logs.set_process_fields(device=f"camera_node:{device.id}")
     context.console.print(f"Camera node {device.name!r} serving cameras {ids} on "
                           f"http://{host}:{port}/", highlight=False)

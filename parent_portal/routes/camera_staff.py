@@ -1,5 +1,6 @@
 """Staff camera pages: the list with one-click pause, adding and editing cameras (masks),
-and the 'on air' page for a screen in the room.
+and the 'on air' page for a screen in the room (which a screen opens with a camera-node
+device token kept in a cookie, set once by a pairing form, or sent as a bearer header).
 
 The office and the director manage cameras; a teacher sees, pauses and resumes the
 cameras of their own rooms. Nothing here ever renders a camera's address.
@@ -16,8 +17,9 @@ from sqlmodel import Session, col, select
 from starlette.responses import RedirectResponse, Response
 
 from parent_portal.access import StaffViewer, Viewer, staff_school_ids
+from parent_portal.anonymous_forms import render_form
 from parent_portal.camera_links import CamerasDep, csp_for, stream_url
-from parent_portal.deps import ClockDep, OptionalUser, SessionDep
+from parent_portal.deps import ClockDep, OptionalUser, SessionDep, SettingsDep
 from parent_portal.errors import Forbidden, LoginRequired
 from parent_portal.routes.auth import client_ip, safe_next
 from parent_portal.templating import render
@@ -176,24 +178,57 @@ def resume(request: Request, camera_id: int, viewer: StaffViewer, session: Sessi
     return _set_paused(request, camera_id, viewer, session, cameras, clock, False, next)
 
 
+SCREEN_COOKIE = "moulin_screen"
+SCREEN_COOKIE_DAYS = 365
+
+
+def _screen_device(request: Request, session: Session, camera: Camera) -> bool:
+    """Does the request carry a camera-node device token of the camera's school, in the
+    screen's cookie (set once by the pairing form) or an `Authorization: Bearer` header?
+    Never in the address, where proxies and browser histories would keep it."""
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    token = bearer if scheme.lower() == "bearer" else request.cookies.get(SCREEN_COOKIE, "")
+    found = device_for_token(session, token) if token else None
+    return (found is not None and found.kind is DeviceKind.CAMERA_NODE
+            and found.school_id == camera.school_id)
+
+
 @router.get("/cameras/{camera_id}/on-air")
 def on_air(request: Request, camera_id: int, session: SessionDep, user: OptionalUser,
-           cameras: CamerasDep, device: str = "") -> Response:
-    """Lit while anyone watches; for a member of the school's staff, or a wall screen
-    holding a camera-node device token of the school (`?device=`)."""
-    if user is None and not device:
-        raise LoginRequired(request.url.path)
+           cameras: CamerasDep) -> Response:
+    """Lit while anyone watches. For the staff who may see how many watch the room
+    (`webcam.admin.viewer_counts_seen`), or the room's wall screen holding a camera-node
+    device token of the school (`/cameras/{id}/on-air/pair`, or a bearer header)."""
     camera = session.get(Camera, camera_id)
-    allowed = False
-    if camera is not None and user is not None and user.id is not None:
-        allowed = camera.school_id in staff_school_ids(session, user.id)
-    elif camera is not None and device:
-        found = device_for_token(session, device)
-        allowed = (found is not None and found.kind is DeviceKind.CAMERA_NODE
-                   and found.school_id == camera.school_id)
+    allowed = camera is not None and _screen_device(request, session, camera)
+    if camera is not None and not allowed and user is not None and user.id is not None:
+        allowed = camera_id in admin.viewer_counts_seen(session, user.id, camera.school_id)
+    if not allowed and user is None:
+        raise LoginRequired(request.url.path)
     if camera is None or not allowed:
         raise NotFound("no such camera")
     room = session.get(Classroom, camera.classroom_id)
     count = viewers_of(cameras, camera)
     return render(request, "on_air.html", {"camera": camera, "room": room, "lit": count > 0,
                                            "count": count})
+
+
+@router.get("/cameras/{camera_id}/on-air/pair")
+def on_air_pair_form(request: Request, camera_id: int) -> Response:
+    return render_form(request, "on_air_pair.html", {"camera_id": camera_id})
+
+
+@router.post("/cameras/{camera_id}/on-air/pair")
+def on_air_pair(request: Request, camera_id: int, session: SessionDep,
+                settings: SettingsDep, token: FormText = "") -> Response:
+    """Keep the device token in this screen's cookie, and show the sign."""
+    camera = session.get(Camera, camera_id)
+    found = device_for_token(session, token.strip()) if token.strip() else None
+    if (camera is None or found is None or found.kind is not DeviceKind.CAMERA_NODE
+            or found.school_id != camera.school_id):
+        raise NotFound("no such camera")
+    response = RedirectResponse(f"/cameras/{camera_id}/on-air", status_code=303)
+    response.set_cookie(SCREEN_COOKIE, token.strip(), httponly=True, samesite="strict",
+                        secure=settings.https, path="/cameras/",
+                        max_age=SCREEN_COOKIE_DAYS * 24 * 3600)
+    return response

@@ -111,3 +111,32 @@ def test_mock_camera_command_serves_mjpeg(env: dict[str, str]) -> None:
         assert (status["width"], status["height"], status["fps"]) == (320, 240, 5)
         snapshot = httpx.get(f"http://127.0.0.1:{port}/snapshot.jpg")
         assert snapshot.content.startswith(b"\xff\xd8")
+
+
+def test_in_production_a_camera_node_refuses_a_clear_text_public_url(
+        env: dict[str, str], tmp_path: Path) -> None:
+    engine = make_engine(env["MOULIN_DATABASE_URL"])
+    upgrade(engine)
+    with Session(engine) as session:
+        school = factories.school(session)
+        room = factories.classroom(session, school, "CP")
+        camera = admin.add_camera(session=session, classroom=room, name="Cam",
+                                  source="http://10.0.0.7/video.mjpg",
+                                  secret_key=env["MOULIN_SECRET_KEY"],
+                                  actor_user_id=factories.user(session, "a@b.org").id or 0)
+        _, token = add_device(session=session, school=school, kind=DeviceKind.CAMERA_NODE,
+                              name="node")
+        session.commit()
+        camera_id = camera.id
+    (tmp_path / "token").write_text(token)
+    production = {**env, "MOULIN_ENVIRONMENT": "production", "MOULIN_CARD_MASTER_KEY": "ab" * 16}
+    for extra in ([], ["--public-url", "http://node.example.org"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "moulin.cli", "camera-node", "--cameras", str(camera_id),
+             "--token-file", str(tmp_path / "token"), *extra],
+            env=production, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 1
+        assert "https://" in done.stderr
+    with Session(engine) as session:
+        assert session.exec(select(Camera)).one().node_url is None  # nothing claimed
+    engine.dispose()

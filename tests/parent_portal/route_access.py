@@ -84,7 +84,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/demo/tap"): rule(STAFF, ok=404, why="exists only in `moulin demo`"),
     ("POST", "/demo/tap"): rule(STAFF, ok=404, why="exists only in `moulin demo`"),
     ("GET", "/photos/pupil/{pupil_id}"): rule(PARENT, STAFF),
-    ("GET", "/cameras/{camera_id}/on-air"): rule(STAFF, why="or a camera node's token"),
+    ("GET", "/cameras/{camera_id}/on-air"): rule(
+        OFFICE_ADMIN, TEACHER, teacher_rooms=True,
+        why="who may see a room's viewer count; or the room's screen with a node's token"),
+    ("GET", "/cameras/{camera_id}/on-air/pair"): rule(PUBLIC, why="a wall screen's setup"),
+    ("POST", "/cameras/{camera_id}/on-air/pair"): rule(
+        PUBLIC, ok=404, why="needs a camera-node token of the camera's school (test_on_air)"),
     # Money: cashiers see, the office moves it.
     ("GET", "/staff/pupils/{pupil_id}/money"): rule(MONEY),
     ("GET", "/staff/pupils/{pupil_id}/statement"): rule(MONEY),

@@ -14,10 +14,12 @@ from webcam.policy import (
     ChildInRoom,
     Decision,
     Reason,
+    SignIn,
     Slot,
     Viewer,
     ViewingState,
     decide,
+    decide_view,
 )
 
 ROOM_A, ROOM_B = 1, 2
@@ -125,11 +127,35 @@ def test_staff_without_the_room_or_the_role_are_refused(viewer: Viewer) -> None:
     assert decide(viewer, CAMERA_A, TIMES["inside"], NO_LIMITS).reason is Reason.NOT_GUARDIAN
 
 
-def test_staff_ignore_viewing_limits() -> None:
-    state = ViewingState(
-        daily_quota=timedelta(0), session_length=timedelta(0), session_started=TIMES["inside"]
-    )
-    assert decide(teacher(ROOM_A), CAMERA_A, TIMES["inside"], state).allowed
+def test_staff_have_no_quota_but_their_views_end_with_the_session_length() -> None:
+    start = TIMES["inside"]
+    state = ViewingState(daily_quota=timedelta(0), session_length=timedelta(minutes=10),
+                         session_started=start)
+    assert decide(teacher(ROOM_A), CAMERA_A, start + timedelta(minutes=9), state).allowed
+    late = start + timedelta(minutes=10)
+    assert decide(teacher(ROOM_A), CAMERA_A, late, state).reason is Reason.SESSION_EXPIRED
+
+
+def sign_in(**change: object) -> SignIn:
+    fields: dict[str, object] = {"session_id": 7, "user_id": ROOM_A, "revoked": False,
+                                 "ends_at": TIMES["inside"] + timedelta(hours=1),
+                                 "account_active": True}
+    return SignIn(**{**fields, **change})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("signed", "reason"), [
+    (sign_in(), Reason.OK),
+    (None, Reason.SIGNED_OUT),  # the session is no longer on record
+    (sign_in(revoked=True), Reason.SIGNED_OUT),  # logged out, revoked, password changed
+    (sign_in(ends_at=TIMES["inside"]), Reason.SIGNED_OUT),  # expired or idle
+    (sign_in(user_id=99), Reason.SIGNED_OUT),  # another user's session
+    (sign_in(account_active=False, revoked=True), Reason.ACCOUNT_DISABLED),
+], ids=["live", "gone", "revoked", "expired", "other user", "deactivated"])
+def test_a_view_lasts_only_as_long_as_the_session_that_opened_it(
+    signed: SignIn | None, reason: Reason
+) -> None:
+    for viewer in (parent(ROOM_A), replace(teacher(ROOM_A), user_id=ROOM_A)):
+        assert decide_view(signed, viewer, CAMERA_A, TIMES["inside"], NO_LIMITS).reason is reason
 
 
 def test_guardianship_bounds_include_the_start_and_exclude_the_end() -> None:
