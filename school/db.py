@@ -111,6 +111,13 @@ class DriverStatement:
             cursor.close()
         return None if row is None else tuple(row)
 
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        cursor = self.cursor(conn, params)
+        try:
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
     def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
         cursor = self.cursor(conn, params)
         try:
