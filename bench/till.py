@@ -147,10 +147,11 @@ def raw_debits(url: str, seconds: float) -> float:
     return rate
 
 
+# The ledger's own durable debit: the pupil's balance (floor in the UPDATE), the
+# transaction and its two postings; meal revenue keeps no balance on its row.
 _DEBIT_SQL = (
     "UPDATE account SET balance_cents = balance_cents + ? WHERE id = ?"
     " AND (floor_cents IS NULL OR balance_cents + ? >= floor_cents)",
-    "UPDATE account SET balance_cents = balance_cents + ? WHERE id = ?",
     "INSERT INTO ledger_transaction (school_id, kind, client_id, created_at, occurred_at,"
     " memo) VALUES (?, 'meal', ?, ?, ?, '') RETURNING id",
     "INSERT INTO posting (transaction_id, account_id, amount_cents) VALUES (?, ?, ?)",
@@ -160,7 +161,7 @@ _DEBIT_SQL = (
 def _debit_loop(dbapi: Any, sqlite: bool, ids: tuple[int, int | None, int | None],
                 seconds: float) -> float:
     school_id, account_id, revenue_id = ids
-    debit, credit, transaction, posting = (
+    debit, transaction, posting = (
         sql if sqlite else sql.replace("?", "%s") for sql in _DEBIT_SQL
     )
     cursor = dbapi.cursor()
@@ -173,7 +174,6 @@ def _debit_loop(dbapi: Any, sqlite: bool, ids: tuple[int, int | None, int | None
             cursor.execute("BEGIN IMMEDIATE")
         cursor.execute(debit, (-PRICE, account_id, -PRICE))
         assert cursor.rowcount == 1
-        cursor.execute(credit, (PRICE, revenue_id))
         cursor.execute(transaction, (school_id, f"raw-{uuid.uuid4()}", now, now))
         transaction_id = cursor.fetchone()[0]
         cursor.executemany(posting, [(transaction_id, account_id, -PRICE),
