@@ -245,9 +245,8 @@ def write(conn: Connection, request: LedgerRequest, *, created_at: datetime,
     })
     assert inserted is not None
     transaction_id = int(inserted[0])
-    for account_id, cents in request.legs:
-        _NEW_POSTING.rowcount(conn, {"transaction_id": transaction_id,
-                                     "account_id": account_id, "amount_cents": cents})
+    _NEW_POSTING.many(conn, [{"transaction_id": transaction_id, "account_id": account_id,
+                              "amount_cents": cents} for account_id, cents in request.legs])
     return Booked(transaction_id, balances)
 
 

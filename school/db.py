@@ -104,6 +104,19 @@ class DriverStatement:
                                       hide_parameters=True, dialect=conn.dialect) from exc
         return cursor
 
+    def many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per row of parameters, with the driver's `executemany`
+        (psycopg sends them all before reading an answer: one round trip)."""
+        compiled = self._for(conn.dialect)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(compiled.sql, None, exc, conn.dialect.loaded_dbapi.Error,
+                                      hide_parameters=True, dialect=conn.dialect) from exc
+        finally:
+            cursor.close()
+
     def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         cursor = self.cursor(conn, params)
         try:
