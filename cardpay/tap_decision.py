@@ -199,11 +199,11 @@ def _post_meal(conn: Connection, tap: TapInput, record: TapRecord, state: CardSt
         assert state.account_id is not None
         # Floors are enforced (online) in the balance update itself; the rules above
         # are as strict, so a refusal here is a bug and fails the tap rather than charge.
-        pupil_account = AccountIds(state.account_id, tap.school_id, AccountKind.PUPIL_LUNCH)
+        lunch = AccountIds(state.account_id, tap.school_id, AccountKind.PUPIL_LUNCH)
         book(
             conn, school_id=tap.school_id, kind=TransactionKind.MEAL,
             client_id=meal_client_id(record.tap_id),
-            legs=[(pupil_account, -price), (tap.canteen.revenue, price)],
+            legs=[(lunch, -price), (tap.canteen.revenue, price)],
             created_at=utcnow(), occurred_at=record.read_at, memo=f"meal, {tap.device_name}",
             actor_device_id=tap.device_id, enforce_floors=not offline,
         )
