@@ -293,3 +293,39 @@ def test_concurrent_taps_lose_no_update_and_respect_the_floor(any_engine: Engine
     assert _in_threads(6, tap) == []
     assert _balance(any_engine, ids[1]) == 100  # 1000 - 3 x 300: three served
     assert len(refused) == 3
+
+
+def test_the_booking_primitive_reverses_once_and_finds_by_client_id(any_engine: Engine) -> None:
+    """What the till's reconciliation calls inside its own transaction: the meal found by
+    its client id, reversed with a reason; never twice, never a reversal, never nothing."""
+    from datetime import UTC, datetime
+
+    from cardpay.booking import book, book_reversal, booked_id
+
+    at = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
+    with Session(any_engine) as session:
+        books = open_books(session)
+        _topup(session, books, 1000, "form-1")
+        with any_engine.begin() as conn:
+            meal = book(conn, school_id=books.school_id, kind=MEAL, client_id="tap:t-1",
+                        legs=[(books.lunch[0], -350), (books.revenue, 350)], created_at=at)
+            assert meal.balances == {books.lunch[0].id: 650}
+        with any_engine.begin() as conn:
+            assert booked_id(conn, "tap:t-1") == meal.id
+            assert booked_id(conn, "tap:t-2") is None
+            undo = book_reversal(conn, original_id=meal.id, client_id="undo:t-1",
+                                 created_at=at, reason="the till refused this meal")
+            assert undo.balances == {books.lunch[0].id: 1000}
+        with any_engine.begin() as conn:
+            with pytest.raises(NotReversibleError, match="already reversed"):
+                book_reversal(conn, original_id=meal.id, client_id="undo:t-1b", created_at=at)
+            with pytest.raises(NotReversibleError, match="is a reversal"):
+                book_reversal(conn, original_id=undo.id, client_id="undo:u", created_at=at)
+            with pytest.raises(InvalidTransactionError, match="no transaction"):
+                book_reversal(conn, original_id=undo.id + 100, client_id="undo:x",
+                              created_at=at)
+        session.rollback()  # end the session's read, older than the bookings
+        reversal = session.get_one(LedgerTransaction, undo.id)
+        assert (reversal.reverses_id, reversal.memo) == (meal.id, "the till refused this meal")
+        assert (books.lunch[0].balance_cents, balance_of(session, books.revenue)) == (1000, 0)
+        assert check_integrity(session) == []
