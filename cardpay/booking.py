@@ -36,7 +36,9 @@ from cardpay.models import Account, AccountKind, LedgerTransaction, Posting, Tra
 from school.db import DriverStatement
 
 __all__ = ["AccountIds", "AccountRef", "Booked", "LedgerRequest", "book", "book_reversal",
-           "booked_id", "keeps_balance", "ledger_request"]
+           "booked_id", "keeps_balance", "ledger_request", "reversal_request", "write"]
+
+MEMO_MAX = 500  # ledger_transaction.memo's length
 
 
 class AccountRef(Protocol):
@@ -197,6 +199,7 @@ def book_reversal(conn: Connection, *, original_id: int, client_id: str,
     has been spent since (the account then shows what is owed). A transaction is reversed
     at most once (NotReversibleError; the database's unique `reverses_id` settles a race
     with IntegrityError), and a reversal is not itself reversed: book the original again."""
+    _check_memo(reason)
     found = _ORIGINAL.first(conn, {"id": original_id})
     if found is None:
         raise InvalidTransactionError(f"no transaction {original_id} to reverse")
@@ -236,6 +239,7 @@ def write(conn: Connection, request: LedgerRequest, *, created_at: datetime,
           enforce_floors: bool = True) -> Booked:
     """Write a checked request (see `book`); for `book`, `book_reversal` and
     `cardpay.ledger`, which made the request itself."""
+    _check_memo(memo)
     balances = _move_balances(conn, request.deltas(), enforce_floors=enforce_floors)
     inserted = _NEW_TRANSACTION.first(conn, {
         "school_id": request.school_id, "kind": request.kind, "client_id": request.client_id,
@@ -248,6 +252,11 @@ def write(conn: Connection, request: LedgerRequest, *, created_at: datetime,
     _NEW_POSTING.many(conn, [{"transaction_id": transaction_id, "account_id": account_id,
                               "amount_cents": cents} for account_id, cents in request.legs])
     return Booked(transaction_id, balances)
+
+
+def _check_memo(memo: str) -> None:
+    if len(memo) > MEMO_MAX:
+        raise InvalidTransactionError(f"a memo (or reason) of at most {MEMO_MAX} characters")
 
 
 def _move_balances(conn: Connection, deltas: Mapping[int, int], *,

@@ -321,6 +321,9 @@ def test_the_booking_primitive_reverses_once_and_finds_by_client_id(any_engine: 
                 book_reversal(conn, original_id=meal.id, client_id="undo:t-1b", created_at=at)
             with pytest.raises(NotReversibleError, match="is a reversal"):
                 book_reversal(conn, original_id=undo.id, client_id="undo:u", created_at=at)
+            with pytest.raises(InvalidTransactionError, match="at most 500"):
+                book_reversal(conn, original_id=meal.id, client_id="undo:long",
+                              created_at=at, reason="x" * 501)
             with pytest.raises(InvalidTransactionError, match="no transaction"):
                 book_reversal(conn, original_id=undo.id + 100, client_id="undo:x",
                               created_at=at)
