@@ -11,7 +11,12 @@ Prints one JSON line:
   raw_debits_per_s  the same durable debit made with the database driver alone: the ceiling
   db                sqlite or postgres
 
-    python bench/till.py [--quick] [--db sqlite|postgres] [--tills 8] [--rate 100]
+  ratio             taps_per_s / raw_debits_per_s
+  workers, schools  server processes; schools the tills are spread over
+  durable           whether commits reach the disk (SQLite: always; PostgreSQL: --durable)
+
+    python bench/till.py [--quick] [--db sqlite|postgres] [--durable] [--schools K]
+                         [--tills 8] [--rate 100] [--workers N]
 """
 
 from __future__ import annotations
@@ -62,61 +67,75 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def seed(url: str, tills: int) -> tuple[list[str], list[str]]:
-    """A school open every day and hour, pupils with cards and money; one token a till."""
+def seed(url: str, tills: int, schools: int = 1) -> tuple[list[list[str]], list[str]]:
+    """Schools open every day and hour, pupils with cards and money (PUPILS in all), and
+    one token a till, the tills dealt round the schools; for each till, the cards it
+    taps (its share of its school's) and its token."""
     engine = make_engine(url)
     upgrade(engine)
+    cards_of: list[list[str]] = []
+    tokens: list[str] = []
     with Session(engine) as session:
-        school = School(slug="bench", name="Bench", timezone="Europe/Paris")
-        session.add(school)
-        session.flush()
-        assert school.id is not None
-        room = Classroom(school_id=school.id, name="CM2")
-        session.add(room)
-        session.add(
-            CanteenSettings(
-                school_id=school.id,
-                default_price_cents=PRICE,
-                open_weekdays="0123456",
-                service_start=dt_time(0, 0),
-                service_end=dt_time(23, 59, 59),
-                one_meal_per_day=False,
-                retap_window_seconds=0,
-            )
-        )
-        session.flush()
-        cash = school_account(session=session, school_id=school.id, kind=AccountKind.CASH_DRAWER)
-        uids = []
-        for i in range(PUPILS):
-            pupil = Pupil(
-                school_id=school.id,
-                external_ref=f"B{i}",
-                first_name=f"P{i}",
-                last_name="Bench",
-                classroom_id=room.id,
-            )
-            session.add(pupil)
-            session.flush()
-            uid = f"AB{i:06X}"
-            cards.issue_card(session=session, pupil=pupil, uid=uid, kind=CardKind.UID)
-            post(
-                session=session,
-                school_id=school.id,
-                kind=TransactionKind.TOPUP,
-                client_id=f"seed-{i}",
-                legs=[
-                    (pupil_account(session=session, pupil=pupil), 10_000_000),
-                    (cash, -10_000_000),
-                ],
-            )
-            uids.append(uid)
-        tokens = [
-            add_device(session=session, school=school, kind=DeviceKind.TILL, name=f"till-{n}")[1]
-            for n in range(tills)
-        ]
+        for n in range(schools):
+            cards_of.append(_school(session, n, max(1, PUPILS // schools)))
+        school_list = session.exec(select(School).order_by(School.id)).all()
+        for n in range(tills):
+            tokens.append(add_device(session=session, school=school_list[n % schools],
+                                     kind=DeviceKind.TILL, name=f"till-{n}")[1])
         session.commit()
     engine.dispose()
-    return uids, tokens
+    shares = []
+    for n in range(tills):
+        mates = list(range(n % schools, tills, schools))  # the tills of this one's school
+        shares.append(cards_of[n % schools][mates.index(n)::len(mates)] or cards_of[n % schools])
+    return shares, tokens
+
+
+def _school(session: Session, n: int, pupils: int) -> list[str]:
+    school = School(slug=f"bench-{n}", name=f"Bench {n}", timezone="Europe/Paris")
+    session.add(school)
+    session.flush()
+    assert school.id is not None
+    room = Classroom(school_id=school.id, name="CM2")
+    session.add(room)
+    session.add(
+        CanteenSettings(
+            school_id=school.id,
+            default_price_cents=PRICE,
+            open_weekdays="0123456",
+            service_start=dt_time(0, 0),
+            service_end=dt_time(23, 59, 59),
+            one_meal_per_day=False,
+            retap_window_seconds=0,
+        )
+    )
+    session.flush()
+    cash = school_account(session=session, school_id=school.id, kind=AccountKind.CASH_DRAWER)
+    uids = []
+    for i in range(pupils):
+        pupil = Pupil(
+            school_id=school.id,
+            external_ref=f"B{n}-{i}",
+            first_name=f"P{i}",
+            last_name="Bench",
+            classroom_id=room.id,
+        )
+        session.add(pupil)
+        session.flush()
+        uid = f"AB{n:02X}{i:04X}"
+        cards.issue_card(session=session, pupil=pupil, uid=uid, kind=CardKind.UID)
+        post(
+            session=session,
+            school_id=school.id,
+            kind=TransactionKind.TOPUP,
+            client_id=f"seed-{n}-{i}",
+            legs=[
+                (pupil_account(session=session, pupil=pupil), 10_000_000),
+                (cash, -10_000_000),
+            ],
+        )
+        uids.append(uid)
+    return uids
 
 
 def raw_debits(url: str, seconds: float) -> float:
@@ -126,8 +145,9 @@ def raw_debits(url: str, seconds: float) -> float:
     checks. The ceiling a tap is measured against."""
     engine = make_engine(url)
     with Session(engine) as session:
-        school = session.exec(select(School)).one()
-        pupil = session.exec(select(Pupil)).first()
+        school = session.exec(select(School).order_by(School.id)).first()
+        assert school is not None
+        pupil = session.exec(select(Pupil).where(Pupil.school_id == school.id)).first()
         assert school.id is not None
         assert pupil is not None
         ids = (
@@ -147,10 +167,11 @@ def raw_debits(url: str, seconds: float) -> float:
     return rate
 
 
+# The ledger's own durable debit: the pupil's balance (floor in the UPDATE), the
+# transaction and its two postings; meal revenue keeps no balance on its row.
 _DEBIT_SQL = (
     "UPDATE account SET balance_cents = balance_cents + ? WHERE id = ?"
     " AND (floor_cents IS NULL OR balance_cents + ? >= floor_cents)",
-    "UPDATE account SET balance_cents = balance_cents + ? WHERE id = ?",
     "INSERT INTO ledger_transaction (school_id, kind, client_id, created_at, occurred_at,"
     " memo) VALUES (?, 'meal', ?, ?, ?, '') RETURNING id",
     "INSERT INTO posting (transaction_id, account_id, amount_cents) VALUES (?, ?, ?)",
@@ -160,7 +181,7 @@ _DEBIT_SQL = (
 def _debit_loop(dbapi: Any, sqlite: bool, ids: tuple[int, int | None, int | None],
                 seconds: float) -> float:
     school_id, account_id, revenue_id = ids
-    debit, credit, transaction, posting = (
+    debit, transaction, posting = (
         sql if sqlite else sql.replace("?", "%s") for sql in _DEBIT_SQL
     )
     cursor = dbapi.cursor()
@@ -173,7 +194,6 @@ def _debit_loop(dbapi: Any, sqlite: bool, ids: tuple[int, int | None, int | None
             cursor.execute("BEGIN IMMEDIATE")
         cursor.execute(debit, (-PRICE, account_id, -PRICE))
         assert cursor.rowcount == 1
-        cursor.execute(credit, (PRICE, revenue_id))
         cursor.execute(transaction, (school_id, f"raw-{uuid.uuid4()}", now, now))
         transaction_id = cursor.fetchone()[0]
         cursor.executemany(posting, [(transaction_id, account_id, -PRICE),
@@ -278,14 +298,14 @@ async def first_tap(base: str, token: str, uid: str) -> tuple[float, list[str]]:
 
 
 async def load(
-    base: str, tokens: list[str], uids: list[str], seconds: float, rate: float | None
+    base: str, tokens: list[str], uids: list[list[str]], seconds: float, rate: float | None
 ) -> tuple[list[float], list[str], float]:
     latencies: list[float] = []
     accepted: list[str] = []
     interval = len(tokens) / rate if rate else None
     start = time.perf_counter()
     deadline = start + seconds
-    share = [uids[i :: len(tokens)] for i in range(len(tokens))]
+    share = uids
     # Paced tills are spread evenly over the interval: in step, they would offer bursts
     # of one tap per till rather than a rate (real tills are not synchronised).
     await asyncio.gather(
@@ -360,10 +380,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a run under a minute")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--tills", type=int, default=8)
+    parser.add_argument("--tills", type=int, default=None,
+                        help="tills sending taps (default 8, or one a school if more)")
     parser.add_argument("--rate", type=float, default=100.0, help="offered taps/s")
     parser.add_argument("--workers", type=int, default=1, help="server processes (postgres)")
+    parser.add_argument("--durable", action="store_true",
+                        help="postgres: its own cluster with fsync=on, synchronous_commit=on")
+    parser.add_argument("--schools", type=int, default=1, help="schools the tills are spread over")
     args = parser.parse_args()
+    args.tills = args.tills or max(8, args.schools)
     seconds = 8.0 if args.quick else 30.0
     with tempfile.TemporaryDirectory(prefix="moulin-bench-") as tmp:
         cluster = None
@@ -371,7 +396,7 @@ def main() -> None:
             sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout
             from tests.pg import Cluster
 
-            cluster = Cluster()
+            cluster = Cluster(durable=args.durable)
             cluster.start()
             url = cluster.url()
         else:
@@ -384,7 +409,7 @@ def main() -> None:
 
 
 def run(url: str, data: Path, args: argparse.Namespace, seconds: float) -> dict[str, object]:
-    uids, tokens = seed(url, args.tills)
+    uids, tokens = seed(url, args.tills, args.schools)
     raw = raw_debits(url, seconds / 2)
     port = _free_port()
     server = serve(url, data, port, args.workers if args.db == "postgres" else 1)
@@ -392,7 +417,7 @@ def run(url: str, data: Path, args: argparse.Namespace, seconds: float) -> dict[
     try:
         # The first tap after a start is reported alone; then a second of taps from every
         # till, not counted, opens their connections and fills the server's caches.
-        first, ok_first = asyncio.run(first_tap(base, tokens[0], uids[0]))
+        first, ok_first = asyncio.run(first_tap(base, tokens[0], uids[0][0]))
         _, ok_warm, _ = asyncio.run(load(base, tokens, uids, WARM_UP_S, args.rate))
         paced, ok_paced, _ = asyncio.run(load(base, tokens, uids, seconds, args.rate))
         flat, ok_flat, took = asyncio.run(load(base, tokens, uids, seconds, None))
@@ -413,6 +438,10 @@ def run(url: str, data: Path, args: argparse.Namespace, seconds: float) -> dict[
         "double_charges": double,
         "lost": lost,
         "raw_debits_per_s": round(raw, 1),
+        "ratio": round(len(flat) / took / raw, 2),
+        "workers": args.workers if args.db == "postgres" else 1,
+        "schools": args.schools,
+        "durable": args.db == "sqlite" or args.durable,
     }
 
 

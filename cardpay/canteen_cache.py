@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from cardpay import canteen
 from cardpay.accounts import school_account
-from cardpay.ledger_rows import AccountIds
+from cardpay.booking import AccountIds
 from cardpay.models import Account, AccountKind
 from cardpay.rules import CanteenRules
 from cardpay.verdicts import SchoolFacts
@@ -117,4 +117,4 @@ class CanteenCache:
                 ).id
                 writer.commit()
         assert found is not None
-        return AccountIds(found, school_id)
+        return AccountIds(found, school_id, AccountKind.MEAL_REVENUE)

@@ -23,8 +23,8 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from cardpay.accounts import pupil_account
+from cardpay.booking import AccountIds
 from cardpay.ledger import post, reverse
-from cardpay.ledger_rows import AccountIds
 from cardpay.models import (
     Account,
     Disagreement,

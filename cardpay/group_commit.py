@@ -42,6 +42,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
+from school.db import SavepointLostError, driver_savepoint
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -199,19 +201,16 @@ class GroupCommitter:
 
     @staticmethod
     def _apply(conn: Connection, item: _Item[Any]) -> tuple[bool, Any]:
-        # On the driver, inside the transaction `_commit` began: SQLAlchemy's savepoints
-        # (or even its plain-SQL path) cost the writer more than a tap's own statements.
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        driver.execute("SAVEPOINT work")
+        # A savepoint on the driver (see school.db.driver_savepoint): SQLAlchemy's cost the
+        # writer more than a tap's own statements. If rolling back to it fails too, the
+        # batch is abandoned and retried, each work alone (see _commit).
         try:
-            result = item.work(conn)
+            with driver_savepoint(conn):
+                result = item.work(conn)
+        except SavepointLostError:
+            raise
         except Exception as exc:
-            # If these fail too, the whole batch is retried, each work alone.
-            driver.execute("ROLLBACK TO work")
-            driver.execute("RELEASE work")
             return False, exc
-        driver.execute("RELEASE work")
         return True, result
 
     def _connection(self) -> Connection:

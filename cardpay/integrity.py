@@ -7,11 +7,12 @@ from sqlalchemy import func, literal, or_, select, union_all
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from cardpay.models import Account, LedgerTransaction, Posting
+from cardpay.models import Account, AccountKind, LedgerTransaction, Posting
 
 
 def check_integrity(session: Session) -> list[str]:
-    """One line per problem, empty when every balance equals the sum of its postings,
+    """One line per problem, empty when every balance kept on an account's row (a pupil's;
+    any other account's balance is the sum of its postings) equals that sum,
     every transaction has postings summing to zero on accounts of its own school, and
     every reversal posts exactly the opposite of what it reverses."""
     return [*_balances(session), *_unbalanced(session), *_foreign_accounts(session),
@@ -24,6 +25,7 @@ def _balances(session: Session) -> list[str]:
         select(col(Account.id), col(Account.kind), col(Account.pupil_id),
                col(Account.device_id), col(Account.balance_cents), total)
         .join(Posting, col(Posting.account_id) == col(Account.id), isouter=True)
+        .where(col(Account.kind) == AccountKind.PUPIL_LUNCH)
         .group_by(col(Account.id))
         .having(col(Account.balance_cents) != total)
         .order_by(col(Account.id))

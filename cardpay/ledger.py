@@ -1,7 +1,8 @@
-"""The double-entry ledger: post balanced, idempotent transactions and reverse them.
+"""The ledger's services: post balanced, idempotent transactions and reverse them, and
+read balances. They book through `cardpay.booking`, the one write path of the ledger.
 
 Each service call here commits its database transaction when it posts: the postings, the
-accounts' cached balances, and anything the caller added to the session beforehand are
+pupils' cached balances, and anything the caller added to the session beforehand are
 durable together or not at all. A replay (a client id posted before) rolls the
 transaction back, so it changes nothing, not even what the caller added. A refusal (a
 CardPayError) writes nothing and leaves the transaction open for the caller to commit what
@@ -9,23 +10,30 @@ it added (a refused tap's record) or roll back; a database error rolls it back.
 
 On SQLite, give these functions a session from `school.db.immediate_session`: its BEGIN
 IMMEDIATE takes the write lock before the first read, so two writers queue instead of one
-failing with 'database is locked'. On PostgreSQL the accounts' rows are locked with
-SELECT ... FOR UPDATE, in id order so that two transactions touching the same accounts
-cannot deadlock.
+failing with 'database is locked'. On PostgreSQL a pupil's account row is held from its
+balance's UPDATE (which checks the floor) to the commit.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from cardpay.booking import (
+    LedgerRequest,
+    keeps_balance,
+    ledger_request,
+    reversal_request,
+    write,
+)
 from cardpay.errors import (
     IdempotencyConflictError,
     InsufficientFundsError,
@@ -33,12 +41,11 @@ from cardpay.errors import (
     NotReversibleError,
 )
 from cardpay.integrity import check_integrity
-from cardpay.ledger_rows import LedgerRequest, ledger_request
-from cardpay.models import Account, LedgerTransaction, Posting, TransactionKind
+from cardpay.models import Account, AccountKind, LedgerTransaction, Posting, TransactionKind
 from school.clock import Clock, utcnow
 
-__all__ = ["Leg", "Posted", "available_cents", "check_debit", "check_integrity", "post",
-           "reverse"]
+__all__ = ["Leg", "Posted", "available_cents", "balance_of", "balances", "check_integrity",
+           "post", "reverse"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +68,29 @@ def available_cents(account: Account) -> int | None:
     return max(0, account.balance_cents - account.floor_cents)
 
 
-def check_debit(account: Account, amount_cents: int) -> None:
-    """Refuse a change of `amount_cents` that would take the account below its floor.
+def balances(session: Session, account_ids: Sequence[int]) -> dict[int, int]:
+    """Each account's balance: a pupil's as kept on its row, any other's (meal revenue, a
+    cash drawer...) as the sum of its postings, which no tap has to wait to update."""
+    if not account_ids:
+        return {}
+    kept = dict(session.exec(
+        select(Account.id, Account.balance_cents)
+        .where(col(Account.id).in_(account_ids), Account.kind == AccountKind.PUPIL_LUNCH)
+    ).all())
+    summed = dict(session.exec(
+        select(Posting.account_id, func.sum(Posting.amount_cents))
+        .where(col(Posting.account_id).in_([a for a in account_ids if a not in kept]))
+        .group_by(col(Posting.account_id))
+    ).all())
+    return {a: int(kept[a] if a in kept else summed.get(a, 0) or 0) for a in account_ids}
 
-    Credits always pass, even to an account already below its floor (one that late
-    offline taps took there), so that topping it up is always possible."""
-    if amount_cents >= 0 or account.floor_cents is None:
-        return
-    if account.balance_cents + amount_cents < account.floor_cents:
-        assert account.id is not None
-        raise InsufficientFundsError(account.id, account.balance_cents, account.floor_cents,
-                                     amount_cents)
+
+def balance_of(session: Session, account: Account) -> int:
+    """The balance of one account (see `balances`)."""
+    assert account.id is not None
+    if keeps_balance(account.kind):
+        return account.balance_cents
+    return balances(session, [account.id])[account.id]
 
 
 def post(
@@ -98,11 +117,8 @@ def post(
     if kind is TransactionKind.REVERSAL:
         raise InvalidTransactionError("reversals are made by reverse(), not post()")
     request = ledger_request(school_id, kind, client_id, legs)
-    header = LedgerTransaction(
-        school_id=school_id, kind=kind, client_id=client_id, memo=memo,
-        actor_user_id=actor_user_id, actor_device_id=actor_device_id,
-    )
-    return _write(session, request, header, occurred_at=occurred_at,
+    return _write(session, request, memo=memo, actor_user_id=actor_user_id,
+                  actor_device_id=actor_device_id, occurred_at=occurred_at,
                   enforce_floors=enforce_floors, clock=clock)
 
 
@@ -127,54 +143,38 @@ def reverse(
     if transaction.kind is TransactionKind.REVERSAL:
         raise NotReversibleError(f"transaction {transaction.id} is a reversal; "
                                  "post the original again instead of reversing it")
-    postings = session.exec(
-        select(Posting).where(Posting.transaction_id == transaction.id)
-    ).all()
-    request = ledger_request(
-        transaction.school_id, TransactionKind.REVERSAL, client_id,
-        [(_account(session, p.account_id), -p.amount_cents) for p in postings],
-        reverses_id=transaction.id,
-    )
-    header = LedgerTransaction(
-        school_id=transaction.school_id, kind=TransactionKind.REVERSAL, client_id=client_id,
-        memo=memo or f"reverses transaction {transaction.id}", reverses_id=transaction.id,
-        actor_user_id=actor_user_id, actor_device_id=actor_device_id,
-    )
-    return _write(session, request, header, occurred_at=None, enforce_floors=False,
-                  clock=clock)
+    request = reversal_request(session.connection(), transaction.id, transaction.school_id,
+                               client_id)
+    return _write(session, request, memo=memo or f"reverses transaction {transaction.id}",
+                  actor_user_id=actor_user_id, actor_device_id=actor_device_id,
+                  occurred_at=None, enforce_floors=False, clock=clock)
 
 
-def _account(session: Session, account_id: int) -> Account:
-    account = session.get(Account, account_id)
-    assert account is not None  # a posting's foreign key guarantees it
-    return account
-
-
-def _write(session: Session, request: LedgerRequest, header: LedgerTransaction, *,
+def _write(session: Session, request: LedgerRequest, *, memo: str,
+           actor_user_id: int | None, actor_device_id: int | None,
            occurred_at: datetime | None, enforce_floors: bool, clock: Clock) -> Posted:
     first = _find(session, request)
     if first is not None:
         session.rollback()  # a replay changes nothing, whichever way it is found
         return first
     try:
-        deltas = request.deltas()
-        accounts = _lock(session, sorted(deltas))
-        if enforce_floors:
-            raced = _check_floors(session, request, accounts, deltas)
-            if raced is not None:
-                return raced
-        now = clock()
-        header.created_at = now
-        header.occurred_at = occurred_at or now
-        session.add(header)
-        session.flush()
-        assert header.id is not None
-        session.add_all(Posting(transaction_id=header.id, account_id=account_id,
-                                amount_cents=cents) for account_id, cents in request.legs)
-        for account_id, delta in deltas.items():
-            session.execute(update(Account).where(col(Account.id) == account_id)
-                            .values(balance_cents=Account.balance_cents + delta))
+        session.flush()  # what the caller added goes first (a new account, a tap)
+        booked = write(session.connection(), request, created_at=clock(),
+                       occurred_at=occurred_at, memo=memo, actor_user_id=actor_user_id,
+                       actor_device_id=actor_device_id, enforce_floors=enforce_floors)
+        _refresh_balances(session, booked.balances)
+        header = session.get_one(LedgerTransaction, booked.id)
         session.commit()
+    except InsufficientFundsError:
+        # On PostgreSQL a copy of this request may have committed while we waited for the
+        # account's row, spending the money: then this is its replay, not a refusal.
+        # (Under READ COMMITTED this new statement sees that commit; on SQLite, BEGIN
+        # IMMEDIATE made the first look-up final.)
+        first = _find(session, request)
+        if first is None:
+            raise
+        session.rollback()
+        return first
     except IntegrityError as exc:
         # Someone posted the same client id (or reversed the same transaction) between
         # our look-up and our insert: their transaction stands and ours is void.
@@ -190,31 +190,12 @@ def _write(session: Session, request: LedgerRequest, header: LedgerTransaction, 
     return Posted(header, replayed=False)
 
 
-def _check_floors(session: Session, request: LedgerRequest, accounts: Sequence[Account],
-                  deltas: dict[int, int]) -> Posted | None:
-    try:
-        for account in accounts:
-            assert account.id is not None
-            check_debit(account, deltas[account.id])
-    except InsufficientFundsError:
-        # On PostgreSQL a copy of this request may have committed while we waited for the
-        # lock, spending the money: then this is its replay, not a refusal. (Under
-        # READ COMMITTED this new statement sees that commit; on SQLite, BEGIN IMMEDIATE
-        # made the first look-up final.)
-        first = _find(session, request)
-        if first is None:
-            raise
-        session.rollback()
-        return first
-    return None
-
-
-def _lock(session: Session, account_ids: list[int]) -> Sequence[Account]:
-    # FOR UPDATE is not rendered on SQLite, where BEGIN IMMEDIATE already serialises writers;
-    # populate_existing replaces balances the session may hold from an earlier read.
-    query = (select(Account).where(col(Account.id).in_(account_ids)).order_by(col(Account.id))
-             .with_for_update().execution_options(populate_existing=True))
-    return session.exec(query).all()
+def _refresh_balances(session: Session, moved: Mapping[int, int]) -> None:
+    """Give the accounts this session holds the balances the booking left (the session's
+    objects would otherwise keep what they read before)."""
+    for account in session.identity_map.values():
+        if isinstance(account, Account) and account.id is not None and account.id in moved:
+            set_committed_value(account, "balance_cents", moved[account.id])
 
 
 def _find(session: Session, request: LedgerRequest) -> Posted | None:

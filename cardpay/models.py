@@ -85,13 +85,20 @@ def _cents(*, default: int | None = None, nullable: bool = False) -> Any:
 
 
 class Account(SQLModel, table=True):
-    """A balance kept on its row, equal at every commit to the sum of its postings."""
+    """An account. A pupil's keeps its balance on its row, equal at every commit to the sum
+    of its postings; any other's balance is that sum (`cardpay.ledger.balances`) and its
+    `balance_cents` stays 0."""
 
     __table_args__ = (
         CheckConstraint("(kind = 'pupil_lunch') = (pupil_id IS NOT NULL)",
                         name="ck_account_pupil_iff_lunch"),
         CheckConstraint("device_id IS NULL OR kind = 'cash_drawer'",
                         name="ck_account_device_only_drawer"),
+        # Only a pupil's account keeps its balance (and a floor) on its row; any other's
+        # is the sum of its postings, so no row is updated by every tap (migration 0011;
+        # triggers there on SQLite).
+        CheckConstraint("kind = 'pupil_lunch' OR (balance_cents = 0 AND floor_cents IS NULL)",
+                        name="ck_account_balance_kept"),
         Index("ux_account_pupil", "pupil_id", unique=True,
               sqlite_where=text("pupil_id IS NOT NULL"),
               postgresql_where=text("pupil_id IS NOT NULL")),
@@ -145,11 +152,15 @@ class LedgerTransaction(SQLModel, table=True):
 class Posting(SQLModel, table=True):
     """One leg of a transaction: a signed amount on one account. Never updated or deleted."""
 
-    __table_args__ = (CheckConstraint("amount_cents <> 0", name="ck_posting_nonzero"),)
+    __table_args__ = (
+        CheckConstraint("amount_cents <> 0", name="ck_posting_nonzero"),
+        # An account's balance summed from this index alone (a system account's balance).
+        Index("ix_posting_account_amount", "account_id", "amount_cents"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     transaction_id: int = Field(foreign_key="ledger_transaction.id", index=True)
-    account_id: int = Field(foreign_key="account.id", index=True)
+    account_id: int = Field(foreign_key="account.id")
     amount_cents: int = _cents()
 
 

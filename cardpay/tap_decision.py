@@ -24,8 +24,9 @@ offline whose card the server refuses is recorded as a meal nobody can be charge
 
 What the card proved (its SUN message checked) and the school's rules are worked out
 before the transaction; everything money depends on is read inside it, in one statement
-(`tap_rows.card_state`). On PostgreSQL the pupil's account row (and meal revenue's,
-when the meal has a price) is locked, in id order, before that read.
+(`tap_rows.card_state`). On PostgreSQL the pupil's account row is locked before that
+read; meal revenue's is not (it keeps no balance on its row), so a school's taps for
+different pupils do not wait for each other.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ from sqlmodel import Session, select
 
 from cardpay import alerts, canteen, disagreements, tap_rows
 from cardpay.accounts import pupil_account
+from cardpay.booking import AccountIds, book
 from cardpay.canteen_cache import Canteen
 from cardpay.card_keys import FIRST_VERSION
 from cardpay.cards import mask_uid
 from cardpay.errors import TapConflictError
-from cardpay.ledger_rows import AccountIds, ledger_request, write
-from cardpay.models import CardKind, CardStatus, Tap, TransactionKind
+from cardpay.models import AccountKind, CardKind, CardStatus, Tap, TransactionKind
 from cardpay.rules import Decision, PupilState, Reason, decide, school_day
 from cardpay.tap_rows import CardState, PupilRow, RecordedTap, TapRecord
 from cardpay.verdicts import Verdict, make_verdict, verdict_of
@@ -186,10 +187,9 @@ def _card_state(conn: Connection, tap: TapInput, uid: str) -> CardState | None:
         assert state is not None
     if conn.dialect.name != "sqlite":
         assert state.account_id is not None
-        held = [state.account_id]
-        if rules.price_for(state.pupil.tariff_band) > 0:
-            held.append(tap.canteen.revenue.id)
-        tap_rows.lock_accounts(conn, held)
+        # The pupil's row only: meal revenue keeps no balance on its row (cardpay.booking),
+        # so the taps of a school do not queue on it.
+        tap_rows.lock_accounts(conn, [state.account_id])
         state = read()  # again, now that no other tap can change it
     return state
 
@@ -232,12 +232,12 @@ def _post_meal(conn: Connection, tap: TapInput, record: TapRecord, state: CardSt
         assert state.account_id is not None
         # Floors are enforced (online) in the balance update itself; the rules above
         # are as strict, so a refusal here is a bug and fails the tap rather than charge.
-        write(
-            conn,
-            ledger_request(tap.school_id, TransactionKind.MEAL, f"tap:{record.tap_id}",
-                           # The account's own school, so the ledger's guard checks it.
-                          [(AccountIds(state.account_id, state.pupil.school_id), -price),
-                            (tap.canteen.revenue, price)]),
+        # The account's own school, so the ledger's guard checks it.
+        lunch = AccountIds(state.account_id, state.pupil.school_id, AccountKind.PUPIL_LUNCH)
+        book(
+            conn, school_id=tap.school_id, kind=TransactionKind.MEAL,
+            client_id=meal_client_id(record.tap_id),
+            legs=[(lunch, -price), (tap.canteen.revenue, price)],
             created_at=record.received_at, occurred_at=record.read_at,
             memo=f"meal, {tap.device_name}",
             actor_device_id=tap.device_id, enforce_floors=not offline,
@@ -247,6 +247,11 @@ def _post_meal(conn: Connection, tap: TapInput, record: TapRecord, state: CardSt
     if record.alert:
         _audit_alert(conn, record)
     return verdict
+
+
+def meal_client_id(tap_id: str) -> str:
+    """The client id a tap's meal is booked under (`cardpay.booking.booked_id` finds it)."""
+    return f"tap:{tap_id}"
 
 
 def _low_balance(conn: Connection, state: CardState, record: TapRecord) -> None:

@@ -28,7 +28,11 @@ def _free_port() -> int:
 
 
 class Cluster:
-    def __init__(self) -> None:
+    """`durable`: with fsync and synchronous commits, as a real server runs (the durable
+    benchmark); the test run's cluster runs without, for speed."""
+
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         bindir = _bindir()
         if bindir is None:
             raise RuntimeError("PostgreSQL is not installed: run `make test`, which installs it")
@@ -62,7 +66,8 @@ class Cluster:
         )
         opts = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c max_connections=200"
+            "-c max_connections=200 "
+            + ("-c fsync=on -c synchronous_commit=on" if self.durable else "-c fsync=off")
         )
         self._run(
             str(self.bindir / "pg_ctl"),

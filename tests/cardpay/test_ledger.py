@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from cardpay.errors import (
@@ -18,7 +19,7 @@ from cardpay.errors import (
     InvalidTransactionError,
     NotReversibleError,
 )
-from cardpay.ledger import Posted, available_cents, check_integrity, post, reverse
+from cardpay.ledger import Posted, available_cents, balance_of, check_integrity, post, reverse
 from cardpay.models import Account, LedgerTransaction, Posting, TransactionKind
 from school.db import immediate_session
 from tests.cardpay.conftest import Books, open_books
@@ -47,9 +48,43 @@ def test_postings_move_balances_and_add_up(session: Session, books: Books) -> No
     assert not posted.replayed
     assert posted.transaction.kind is MEAL
     assert books.lunch[0].balance_cents == 1650
-    assert books.revenue.balance_cents == 350
-    assert books.cash.balance_cents == -2000
+    assert balance_of(session, books.revenue) == 350
+    assert balance_of(session, books.cash) == -2000
     assert available_cents(books.lunch[0]) == 1650
+    assert check_integrity(session) == []
+
+
+def test_a_system_account_keeps_no_balance_on_its_row(any_engine: Engine) -> None:
+    """Meal revenue is summed from its postings: no tap updates its row, and the database
+    refuses a balance or a floor written on it."""
+    with Session(any_engine) as session:
+        books = open_books(session)
+        _topup(session, books, 2000, "form-1")
+        _meal(session, books, 350, "tap-1")
+        _meal(session, books, 350, "tap-2")
+        session.expire_all()
+        assert (books.revenue.balance_cents, balance_of(session, books.revenue)) == (0, 700)
+        for statement in ("UPDATE account SET balance_cents = 700 WHERE id = :id",
+                          "UPDATE account SET floor_cents = 0 WHERE id = :id"):
+            with pytest.raises(IntegrityError):
+                session.execute(text(statement), {"id": books.revenue.id})
+            session.rollback()
+        assert check_integrity(session) == []
+
+
+def test_a_refused_correction_over_two_pupils_moves_neither(
+    session: Session, books: Books
+) -> None:
+    """The first pupil's credit was already made when the second's debit met its floor:
+    the caller may still commit its own work, and no half of the correction lands."""
+    _topup(session, books, 100, "form-1", pupil=1)
+    assert (books.lunch[0].id or 0) < (books.lunch[1].id or 0)  # credited first
+    with pytest.raises(InsufficientFundsError):
+        post(session=session, school_id=books.school_id, kind=TransactionKind.CORRECTION,
+             client_id="fix-1", legs=[(books.lunch[0], 1000), (books.lunch[1], -1000)])
+    session.commit()
+    session.expire_all()
+    assert [a.balance_cents for a in books.lunch] == [0, 100]
     assert check_integrity(session) == []
 
 
@@ -142,7 +177,7 @@ def test_a_reversal_undoes_once(session: Session, books: Books) -> None:
     assert undo.transaction.reverses_id == topup.id
     assert undo.transaction.kind is TransactionKind.REVERSAL
     assert books.lunch[0].balance_cents == -1500  # floors do not stop a correction
-    assert books.cash.balance_cents == 0
+    assert balance_of(session, books.cash) == 0
     assert reverse(session=session, transaction=topup, client_id="undo-1").replayed
     with pytest.raises(NotReversibleError, match="already reversed"):
         reverse(session=session, transaction=topup, client_id="undo-2")
@@ -228,7 +263,7 @@ def _balance(engine: Engine, account_id: int) -> int:
         account = session.get(Account, account_id)
         assert account is not None
         assert check_integrity(session) == []
-        return account.balance_cents
+        return balance_of(session, account)
 
 
 def test_the_same_tap_sent_at_once_is_posted_once(any_engine: Engine) -> None:
@@ -258,3 +293,42 @@ def test_concurrent_taps_lose_no_update_and_respect_the_floor(any_engine: Engine
     assert _in_threads(6, tap) == []
     assert _balance(any_engine, ids[1]) == 100  # 1000 - 3 x 300: three served
     assert len(refused) == 3
+
+
+def test_the_booking_primitive_reverses_once_and_finds_by_client_id(any_engine: Engine) -> None:
+    """What the till's reconciliation calls inside its own transaction: the meal found by
+    its client id, reversed with a reason; never twice, never a reversal, never nothing."""
+    from datetime import UTC, datetime
+
+    from cardpay.booking import book, book_reversal, booked_id
+
+    at = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
+    with Session(any_engine) as session:
+        books = open_books(session)
+        _topup(session, books, 1000, "form-1")
+        with any_engine.begin() as conn:
+            meal = book(conn, school_id=books.school_id, kind=MEAL, client_id="tap:t-1",
+                        legs=[(books.lunch[0], -350), (books.revenue, 350)], created_at=at)
+            assert meal.balances == {books.lunch[0].id: 650}
+        with any_engine.begin() as conn:
+            assert booked_id(conn, "tap:t-1") == meal.id
+            assert booked_id(conn, "tap:t-2") is None
+            undo = book_reversal(conn, original_id=meal.id, client_id="undo:t-1",
+                                 created_at=at, reason="the till refused this meal")
+            assert undo.balances == {books.lunch[0].id: 1000}
+        with any_engine.begin() as conn:
+            with pytest.raises(NotReversibleError, match="already reversed"):
+                book_reversal(conn, original_id=meal.id, client_id="undo:t-1b", created_at=at)
+            with pytest.raises(NotReversibleError, match="is a reversal"):
+                book_reversal(conn, original_id=undo.id, client_id="undo:u", created_at=at)
+            with pytest.raises(InvalidTransactionError, match="at most 500"):
+                book_reversal(conn, original_id=meal.id, client_id="undo:long",
+                              created_at=at, reason="x" * 501)
+            with pytest.raises(InvalidTransactionError, match="no transaction"):
+                book_reversal(conn, original_id=undo.id + 100, client_id="undo:x",
+                              created_at=at)
+        session.rollback()  # end the session's read, older than the bookings
+        reversal = session.get_one(LedgerTransaction, undo.id)
+        assert (reversal.reverses_id, reversal.memo) == (meal.id, "the till refused this meal")
+        assert (books.lunch[0].balance_cents, balance_of(session, books.revenue)) == (1000, 0)
+        assert check_integrity(session) == []

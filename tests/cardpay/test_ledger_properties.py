@@ -26,13 +26,13 @@ from sqlalchemy import func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from cardpay.booking import book, book_reversal, booked_id
 from cardpay.errors import (
     IdempotencyConflictError,
     InsufficientFundsError,
     NotReversibleError,
 )
-from cardpay.ledger import Posted, check_integrity, post, reverse
-from cardpay.ledger_rows import AccountIds, ledger_request, write
+from cardpay.ledger import Posted, balances, check_integrity, post, reverse
 from cardpay.models import Account, LedgerTransaction, TransactionKind
 from tests.cardpay.conftest import open_books
 
@@ -102,11 +102,11 @@ class LedgerMachine(RuleBasedStateMachine):
                     ((self._lunch(pupil), -cents), (self.books.revenue.id, cents)),
                     enforce_floors=not offline)
         expected = self._expect(call)
+        conn = self.session.connection()
         try:
-            txn_id = write(
-                self.session.connection(),
-                ledger_request(self.books.school_id, call.kind, call.client_id,
-                               [(AccountIds(a, self.books.school_id), c) for a, c in call.legs]),
+            booked = book(
+                conn, school_id=self.books.school_id, kind=call.kind, client_id=call.client_id,
+                legs=[(self.session.get_one(Account, a), c) for a, c in call.legs],
                 created_at=NOW, enforce_floors=call.enforce_floors,
             )
         except InsufficientFundsError:
@@ -116,7 +116,36 @@ class LedgerMachine(RuleBasedStateMachine):
         self.session.commit()
         assert expected == "posted"
         self.calls.append(call)
-        self._record(call, Posted(self.session.get_one(LedgerTransaction, txn_id), False))
+        self._record(call, Posted(self.session.get_one(LedgerTransaction, booked.id), False))
+
+    @precondition(lambda self: any(c.client_id.split("-")[1] == "tap" and c.client_id
+                                   in self.posted for c in self.calls))
+    @rule(pick=PICK)
+    def till_reverses_a_meal(self, pick: int) -> None:
+        """A meal the till reports it refused after all, reversed as the reconciliation
+        does it: found by its client id, reversed in the caller's transaction."""
+        meals = sorted({c.client_id for c in self.calls
+                        if c.client_id.split("-")[1] == "tap" and c.client_id in self.posted})
+        client_id = meals[pick % len(meals)]
+        conn = self.session.connection()
+        original = booked_id(conn, client_id)
+        assert original == self.posted[client_id]
+        call = Call(self._id("undo"), TransactionKind.REVERSAL, enforce_floors=False,
+                    reverses=original)
+        expected = self._expect(call)
+        try:
+            booked = book_reversal(conn, original_id=original, client_id=call.client_id,
+                                   created_at=NOW, reason="the till refused this meal")
+        except NotReversibleError:
+            self.session.rollback()
+            assert expected == "NotReversibleError"
+            return
+        self.session.commit()
+        assert expected == "posted"
+        self.calls.append(call)
+        reversal = self.session.get_one(LedgerTransaction, booked.id)
+        assert (reversal.reverses_id, reversal.memo) == (original, "the till refused this meal")
+        self._record(call, Posted(reversal, False))
 
     @rule(pupil=PUPIL, cents=st.integers(1, 3000))
     def refund(self, pupil: int, cents: int) -> None:
@@ -216,8 +245,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def books_add_up(self) -> None:
         self.session.expire_all()
         assert check_integrity(self.session) == []
-        for account_id, expected in self.balance.items():
-            assert self.session.get_one(Account, account_id).balance_cents == expected
+        assert balances(self.session, list(self.balance)) == self.balance
         posted = self.session.exec(
             select(func.count()).select_from(LedgerTransaction)
             .where(LedgerTransaction.school_id == self.books.school_id)

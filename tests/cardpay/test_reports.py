@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from cardpay import cards, history, office, reports
 from cardpay.account_models import Tender
 from cardpay.accounts import pupil_account, school_account
+from cardpay.ledger import balance_of
 from cardpay.models import (
     AccountKind,
     CanteenSettings,
@@ -79,7 +80,7 @@ def test_meals_by_class_and_band_add_up_to_meal_revenue(
     ]
     revenue = school_account(session=session, school_id=school.school.id or 0,
                              kind=AccountKind.MEAL_REVENUE)
-    assert sum(r.revenue_cents for r in rows) == revenue.balance_cents == 3 * 790
+    assert sum(r.revenue_cents for r in rows) == balance_of(session, revenue) == 3 * 790
     assert reports.meals_per_day(session, school_id=school.school.id or 0, timezone=TZ,
                                  first=MON, last=date(2026, 11, 22)) == [
         (MON, 3), (TUE, 3), (date(2026, 11, 18), 0), (THU, 3), (date(2026, 11, 20), 0)]
@@ -110,7 +111,7 @@ def test_end_of_day_cash_and_takings(session: Session,
             office_drawer.paid_out_cents, office_drawer.closing_cents) == (0, 3500, 500, 3000)
     drawer = school_account(session=session, school_id=school.school.id or 0,
                             kind=AccountKind.CASH_DRAWER)
-    assert office_drawer.closing_cents == -drawer.balance_cents
+    assert office_drawer.closing_cents == -balance_of(session, drawer)
     assert day.topups == {AccountKind.CASH_DRAWER: (2, 3500), AccountKind.CHEQUES: (1, 4000),
                           AccountKind.BANK: (1, 3000)}
     assert [(r.number, name, reversed_) for r, name, reversed_ in day.receipts] == [

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlmodel import Session
 
 from cardpay.accounts import school_account
+from cardpay.ledger import balance_of
 from cardpay.models import AccountKind
 from parent_portal.app import create_app
 from school.settings import Settings
@@ -63,8 +64,9 @@ def test_meal_totals_match_the_ledger_and_the_csv(
 ) -> None:
     signed_in(client, "cashier@example.org")
     page = client.get("/staff/reports/meals?first=2026-11-01&last=2026-11-30")
-    revenue = school_account(session=session, school_id=served.school.id or 0,
-                             kind=AccountKind.MEAL_REVENUE).balance_cents
+    revenue = balance_of(session, school_account(session=session,
+                                                 school_id=served.school.id or 0,
+                                                 kind=AccountKind.MEAL_REVENUE))
     total = re.search(r'id="total-revenue">([^<]+)<', page.text)
     assert total is not None
     assert total.group(1) == f"{revenue // 100},{revenue % 100:02d}\u00a0€"

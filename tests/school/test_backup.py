@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
@@ -94,3 +96,56 @@ def test_postgresql_backup_and_restore(pg_url: str, pg_cluster: Cluster, tmp_pat
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
         source.dispose()
+
+
+@pytest.mark.postgres
+def test_moulin_db_restore_takes_an_operators_pg_dump(
+    pg_url: str, pg_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A town's nightly `pg_dump --format=custom` (README, 'A town on PostgreSQL') made
+    with PostgreSQL's own tool, not `moulin db backup`: `moulin db restore` loads it, db
+    check passes, and the database still enforces the ledger's rules (a system account
+    keeps no balance on its row; postings sum to zero)."""
+    source = make_engine(pg_url)
+    _fill(source)
+    dump = tmp_path / "nightly.dump"
+    subprocess.run([str(pg_cluster.bindir / "pg_dump"), "--format=custom", "--no-owner",
+                    "--file", str(dump), "--dbname",
+                    source.url.set(drivername="postgresql").render_as_string(False)],
+                   check=True, capture_output=True)
+    name = f"r_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg_cluster.url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    restored = make_engine(pg_cluster.url(name))
+    try:
+        output = _check(pg_cluster.url(name), monkeypatch, "restore", str(dump))
+        assert "Database OK." in output
+        assert _counts(restored) == _counts(source) == (3, 6)
+        with restored.connect() as conn:
+            cash = conn.execute(text("SELECT id FROM account WHERE kind = 'cash_drawer'")
+                                ).scalar_one()
+            with pytest.raises(IntegrityError):
+                conn.execute(text("UPDATE account SET balance_cents = 5 WHERE id = :id"),
+                             {"id": cash})
+            conn.rollback()
+            with pytest.raises(IntegrityError):  # one leg: refused at commit
+                _post_one_leg(conn, cash)
+    finally:
+        restored.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+        source.dispose()
+
+
+def _post_one_leg(conn: Connection, account_id: int) -> None:
+    conn.execute(text(
+        "INSERT INTO ledger_transaction (school_id, kind, client_id, created_at, "
+        "occurred_at, memo) SELECT school_id, 'correction', 'odd', now(), now(), '' "
+        "FROM account WHERE id = :id"), {"id": account_id})
+    conn.execute(text(
+        "INSERT INTO posting (transaction_id, account_id, amount_cents) "
+        "SELECT id, :id, 100 FROM ledger_transaction WHERE client_id = 'odd'"),
+        {"id": account_id})
+    conn.commit()

@@ -48,3 +48,56 @@ def test_sqlite_from_empty_to_head(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_postgresql_from_empty_to_head(pg_url: str) -> None:
     _assert_migrated(pg_url)
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_0011_moves_system_balances_to_their_postings_and_back(
+    db: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A database of 0012, where meal revenue's and the cash drawer's rows held their
+    balances: after 0013 those rows hold 0, the balances are the sums of their postings
+    and db check passes; downgrading puts the sums back on the rows."""
+    from alembic import command
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    from cardpay.accounts import pupil_account, school_account
+    from cardpay.ledger import balances, check_integrity, post
+    from cardpay.models import AccountKind, TransactionKind
+    from school.migrate import alembic_config
+    from tests import factories
+
+    url = f"sqlite:///{tmp_path / 'm.db'}" if db == "sqlite" \
+        else request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    upgrade(engine, "0012")
+    with Session(engine) as session:
+        school = factories.school(session)
+        pupil = factories.pupil(session, factories.classroom(session, school, "CP"), "L", "M")
+        lunch = pupil_account(session=session, pupil=pupil)
+        cash, revenue = (school_account(session=session, school_id=school.id or 0, kind=kind)
+                         for kind in (AccountKind.CASH_DRAWER, AccountKind.MEAL_REVENUE))
+        post(session=session, school_id=school.id or 0, kind=TransactionKind.TOPUP,
+             client_id="t", legs=[(lunch, 1000), (cash, -1000)])
+        post(session=session, school_id=school.id or 0, kind=TransactionKind.MEAL,
+             client_id="m", legs=[(lunch, -350), (revenue, 350)])
+        ids = [a.id for a in (lunch, cash, revenue) if a.id is not None]
+    rows = "SELECT balance_cents FROM account WHERE id IN ({}, {}, {}) ORDER BY id"
+    with engine.begin() as conn:  # as 0012's code kept them
+        conn.execute(text("UPDATE account SET balance_cents = -1000 WHERE id = :id"),
+                     {"id": ids[1]})
+        conn.execute(text("UPDATE account SET balance_cents = 350 WHERE id = :id"),
+                     {"id": ids[2]})
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text(rows.format(*ids))).scalars().all() == [650, 0, 0]
+    with Session(engine) as session:
+        assert balances(session, ids) == dict(zip(ids, [650, -1000, 350], strict=True))
+        assert check_integrity(session) == []
+    config = alembic_config(engine)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0012")
+    with engine.connect() as conn:
+        assert conn.execute(text(rows.format(*ids))).scalars().all() == [650, -1000, 350]
+    engine.dispose()
