@@ -29,8 +29,10 @@ class Sent:
 
 
 def link_for(request: Request, token: str) -> str:
-    base = get_settings(request).public_url or str(request.base_url)
-    return base.rstrip("/") + WELCOME_PATH + token
+    # Never from the request's Host header (see Settings.link_base); in production the
+    # settings refuse to start without a public URL where links are mailed.
+    base = get_settings(request).link_base() or ""
+    return base + WELCOME_PATH + token
 
 
 def invite(request: Request, session: Session, *, school: School, user: User,

@@ -38,15 +38,9 @@ def smtp_of(request: Request) -> SmtpConfig | None:
     return cast(SmtpConfig | None, getattr(request.app.state, "smtp", None))
 
 
-def link_base(request: Request, settings: Settings) -> str | None:
-    """Where the link points. In production only the configured public address: a link
-    built from the request's Host header would let anyone who asks for a reset of someone
-    else's account have the link point to their own server."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    if settings.environment == "production":
-        return None
-    return str(request.base_url).rstrip("/")
+def link_base(settings: Settings) -> str | None:
+    """Where the link points (`Settings.link_base`): never the request's Host header."""
+    return settings.link_base()
 
 
 def compose(*, reset_id: int, to: str, lang: str, link: str, minutes: int) -> Outgoing:

@@ -146,6 +146,18 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'moulin.db').resolve()}"
 
+    def link_base(self) -> str | None:
+        """Where links in e-mails point: `public_url`; outside production, without one,
+        the address this server listens on. Never the request's Host header: whoever asks
+        for a reset of someone else's account chooses it. None in production without
+        `public_url`."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if self.environment == "production":
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
     def effective_secret_key(self) -> str:
         """The configured key, or one kept in the data folder for development boxes."""
         if self.secret_key:

@@ -82,7 +82,7 @@ def forgot(request: Request, background: BackgroundTasks, session: SessionDep,
 def _send_link(request: Request, background: BackgroundTasks, session: Session,
                settings: Settings, user: User, *, now: datetime, ip: str) -> None:
     """Issue a link and have it e-mailed once the page has been answered."""
-    config, base = reset_mail.smtp_of(request), reset_mail.link_base(request, settings)
+    config, base = reset_mail.smtp_of(request), reset_mail.link_base(settings)
     if config is None or base is None:
         logger.warning("password reset asked for, but no SMTP server or public URL is set")
         audit.record(session, action="password_reset.request", actor_user_id=user.id,
