@@ -80,6 +80,7 @@ def _caller(name: str, ground: Ground, base_url: str) -> Caller:
     signed_in = False
     own, foreign, room_foreign = Choice(0, 0, 0), [Choice(1, 0, 0)], None
     forbidden = everyone
+    fields: set[str] = set()
     if name == "anonymous":
         client.cookies.set(CSRF_COOKIE, csrf)
     elif name == "till":
@@ -100,12 +101,27 @@ def _caller(name: str, ground: Ground, base_url: str) -> Caller:
             user = alpha.staff[Role(name)]
             roles = frozenset({name})
             room_foreign = Choice(0, 1, 1)
-            forbidden = everyone - alpha_names
+            forbidden = everyone - _seen_by(name, alpha)
+            if name in (ra.TEACHER, ra.CASHIER):
+                fields = {world.TARIFF_BAND}
         with Session(ground.engine, expire_on_commit=False) as session:
             cookies, csrf = world.session_cookie(session, user, ground.settings,
                                                  ground.clock())
         client.cookies.update(cookies)
-    return Caller(name, roles, signed_in, own, foreign, room_foreign, client, csrf, forbidden)
+    return Caller(name, roles, signed_in, own, foreign, room_foreign, client, csrf, forbidden,
+                  fields)
+
+
+def _seen_by(role: str, alpha: world.Campus) -> set[str]:
+    """The names a staff role may see in its school (docs/accounts.md): office and admins
+    every family's; a teacher the pupils of their own class; a cashier nobody's, outside
+    the till screen (the world has no taps)."""
+    if role == ra.TEACHER:
+        return {n for f in alpha.families for p in f.pupils
+                if p.classroom_id == alpha.teacher_room for n in (p.first_name, p.last_name)}
+    if role == ra.CASHIER:
+        return set()
+    return {n for f in alpha.families for n in f.names()}
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +184,9 @@ def _check(matrix: Matrix, report: Report, caller: Caller, method: str, route: R
         leaked = sorted(n for n in caller.forbidden_names if n in text)
         if leaked:
             report.add(f"{where}: shows {leaked}, which {caller.name} must not see")
+        fields = sorted(v for v in caller.forbidden_fields if v in text)
+        if fields:
+            report.add(f"{where}: shows {fields}, a field {caller.name} must not see")
         unescaped = [x for x in world.XSS if x in text] if kind.startswith("text/html") else []
         if unescaped:
             report.add(f"{where}: renders {unescaped} unescaped")

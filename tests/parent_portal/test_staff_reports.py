@@ -63,6 +63,12 @@ def test_meal_totals_match_the_ledger_and_the_csv(
     client: TestClient, served: SmallSchool, session: Session
 ) -> None:
     signed_in(client, "cashier@example.org")
+    # By tariff band: for office and admins; a cashier has the day's takings.
+    assert client.get("/staff/reports/meals?first=2026-11-01&last=2026-11-30").status_code \
+        == 403
+    assert client.get("/staff/reports/day?day=2026-11-23").status_code == 200
+    client.cookies.clear()
+    signed_in(client, "office@example.org")
     page = client.get("/staff/reports/meals?first=2026-11-01&last=2026-11-30")
     revenue = school_account(session=session, school_id=served.school.id or 0,
                              kind=AccountKind.MEAL_REVENUE).balance_cents
