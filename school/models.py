@@ -211,17 +211,21 @@ class WebSession(SQLModel, table=True):
 
 
 class LoginFailure(SQLModel, table=True):
-    """Failed sign-ins, counted per e-mail and per address to throttle guessing."""
+    """Failed sign-ins, counted per e-mail, per address and per known device to throttle
+    guessing (parent_portal.throttle)."""
 
     __tablename__ = "login_failure"
     __table_args__ = (
         Index("ix_login_failure_email_at", "email", "at"),
         Index("ix_login_failure_ip_at", "ip", "at"),
+        Index("ix_login_failure_device_at", "device", "at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254)
     ip: str = Field(default="", max_length=64)
+    # A digest of the device cookie's nonce when the browser had a valid one, else ''.
+    device: str = Field(default="", max_length=64)
     at: datetime = _utc_column()
 
 

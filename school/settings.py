@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     login_max_failures_per_ip: int = 50
+    # Failures for one account from browsers it has never signed in with, from anywhere;
+    # a browser with the account's device cookie is not held back by them.
+    login_max_failures_per_account: int = 20
     # Office and admin staff must sign in with a second factor (TOTP): one who has not
     # enrolled is sent to enrolment after signing in and can do nothing else until done.
     require_totp_for_staff: bool = False

@@ -16,6 +16,7 @@ from parent_portal import throttle
 from parent_portal.access import Viewer, ViewerDep
 from parent_portal.anonymous_forms import NO_STORE
 from parent_portal.deps import ClockDep, SessionDep, SettingsDep, get_clock
+from parent_portal.device_cookie import device_key
 from parent_portal.errors import LoginThrottled
 from parent_portal.i18n import translator
 from parent_portal.routes.auth import client_ip
@@ -66,8 +67,9 @@ def _check_code(request: Request, session: Session, viewer: Viewer, settings: Se
     """Whether `code` is a current TOTP code (or, if `recovery`, an unused recovery
     code) of the user's; a wrong one is counted as a failed sign-in and committed."""
     now, ip, user = get_clock(request)(), client_ip(request), viewer.user
+    device = device_key(request, settings, user.id)
     retry_at = throttle.locked_until(session=session, email=user.email, ip=ip, now=now,
-                                     settings=settings)
+                                     settings=settings, device=device)
     if retry_at is not None:
         raise LoginThrottled(retry_at)
     if recovery and totp.looks_like_recovery_code(code):
@@ -75,7 +77,8 @@ def _check_code(request: Request, session: Session, viewer: Viewer, settings: Se
     else:
         accepted = totp.use_code(session, user, code, now)
     if not accepted:
-        throttle.record_failure(session=session, email=user.email, ip=ip, now=now)
+        throttle.record_failure(session=session, email=user.email, ip=ip, now=now,
+                                device=device)
         audit.record(session, action="totp.code_refused", actor_user_id=user.id, ip=ip,
                      path=request.url.path)
         session.commit()
