@@ -51,6 +51,7 @@ from parent_portal.routes import (
     staff,
     staff_health,
     staff_money,
+    staff_offers,
     staff_reports,
     till,
     welcome,
@@ -156,7 +157,7 @@ def create_app(
                    account_sessions, family_export, parent, parent_money, payments, staff,
                    staff_money, staff_reports, staff_health, leaving, gdpr_register, till, enrol,
                    demo, cameras, camera_staff, camera_rules, admin_users, admin_devices,
-                   admin_settings, admin_audit):
+                   admin_settings, admin_audit, staff_offers):
         app.include_router(module.router)
     for module in (photos, pupil_import):
         app.include_router(module.router)

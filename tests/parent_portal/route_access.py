@@ -76,6 +76,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/login/reset/{token}"): rule(PUBLIC),
     ("GET", "/welcome/{token}"): rule(PUBLIC, ok=400, why="a made-up token"),
     ("POST", "/welcome/{token}"): rule(PUBLIC),
+    # Roles offered to an existing account: only its holder, signed in, with the link.
+    ("GET", "/staff/offers/{token}"): rule(SIGNED_IN, ok=404, why="a made-up token"),
+    ("POST", "/staff/offers/{token}"): rule(SIGNED_IN, why="a made-up token: 404"),
     ("GET", "/"): rule(SIGNED_IN, ok=303, why="redirects to the user's home page"),
     ("GET", "/parent"): rule(SIGNED_IN),
     ("GET", "/parent/cameras"): rule(SIGNED_IN),

@@ -59,8 +59,11 @@ NOT_DATA = frozenset({"audit_event", "web_session", "login_failure", "device_aut
 pytestmark = pytest.mark.timeout(300)
 
 # The callers. Parents are families 0 and 1 of the first school; staff hold one role there.
+# The other school's admin tries its own school's pages on the first school's parents
+# (the matrix's 'mixed' attempts: their school, a parent of the other).
+OTHER_ADMIN = "other school's admin"
 IDENTITIES = ["anonymous", "till", ra.TEACHER, ra.CASHIER, ra.OFFICE, ra.ADMIN,
-              "parent 0", "parent 1"]
+              "parent 0", "parent 1", OTHER_ADMIN]
 
 
 @dataclass
@@ -90,7 +93,13 @@ def _caller(name: str, ground: Ground, base_url: str) -> Caller:
         forbidden = everyone - alpha_names
     else:
         signed_in = True
-        if name.startswith("parent"):
+        if name == OTHER_ADMIN:
+            beta = ground.world.campuses[1]
+            user = beta.staff[Role.ADMIN]
+            roles = frozenset({ra.ADMIN})
+            own, foreign = Choice(1, 0, 0), [Choice(0, 0, 0), Choice(0, 1, 1)]
+            forbidden = everyone - {n for f in beta.families for n in f.names()}
+        elif name.startswith("parent"):
             family = int(name.split()[1])
             user = alpha.families[family].parent
             roles = frozenset({ra.PARENT})
