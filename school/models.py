@@ -112,7 +112,8 @@ class User(SQLModel, table=True):
     # Two-step sign-in (TOTP, RFC 6238; see school.totp): the base32 secret, kept from the
     # start of enrolment and in force once confirmed (totp_enabled_at), and the last time
     # step accepted, so that a code seen over someone's shoulder cannot be used again.
-    totp_secret: str | None = Field(default=None, max_length=64, repr=False)
+    # Sealed with a key derived from the secret key (school.totp.seal_secret).
+    totp_secret: str | None = Field(default=None, max_length=255, repr=False)
     totp_enabled_at: datetime | None = _utc_column(nullable=True)
     totp_last_step: int | None = None
     # Set when `moulin people purge` erased a former guardian's identity.

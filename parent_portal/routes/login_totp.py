@@ -61,7 +61,8 @@ def check_code(request: Request, session: SessionDep, settings: SettingsDep,
         accepted = totp.use_recovery_code(session, user.id, code, now)
     else:
         factor = "totp"
-        accepted = totp.use_code(session, user, code, now)
+        accepted = totp.use_code(session, user, code, now,
+                                 secret_key=settings.effective_secret_key())
     if not accepted:
         throttle.record_failure(session=session, email=user.email, ip=ip, now=now,
                                 device=device)

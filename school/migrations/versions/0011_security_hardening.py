@@ -1,17 +1,23 @@
 """Security review (issue 12): failed sign-ins remember the known device they came
 from, so a device cookie's own failures are counted apart from strangers'; roles offered
-to an existing account wait in `staff_offer` until its holder accepts them.
+to an existing account wait in `staff_offer` until its holder accepts them; TOTP secrets
+are sealed with a key derived from the secret key (as school.totp.seal_secret does; the
+derivation is written out here so that this migration never changes with the code).
 
 Revision ID: 0011_security
 Revises: 0010
 Create Date: 2026-12-08 04:00:00
 """
 
+import base64
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 import school.clock
 
@@ -49,7 +55,59 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_staff_offer_user_id"), ["user_id"], unique=False)
 
 
+    with op.batch_alter_table("app_user", schema=None) as batch_op:
+        batch_op.alter_column("totp_secret", existing_type=sa.String(length=64),
+                              type_=sqlmodel.sql.sqltypes.AutoString(length=255),
+                              existing_nullable=True)
+    _seal_totp_secrets()
+
+
+def _fernet() -> Fernet:
+    secret_key = op.get_context().config.attributes.get("secret_key")
+    if secret_key is None:
+        from school.settings import get_settings
+
+        secret_key = get_settings().effective_secret_key()
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"moulin/totp-secret/v1").derive(secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _users() -> sa.TableClause:
+    return sa.table("app_user", sa.column("id", sa.Integer()),
+                    sa.column("totp_secret", sa.String()))
+
+
+def _seal_totp_secrets() -> None:
+    bind, users = op.get_bind(), _users()
+    rows = bind.execute(sa.select(users.c.id, users.c.totp_secret).where(
+        users.c.totp_secret.is_not(None), ~users.c.totp_secret.startswith("v1:"))).all()
+    if not rows:
+        return
+    fernet = _fernet()
+    for user_id, secret in rows:
+        sealed = "v1:" + fernet.encrypt(secret.encode()).decode("ascii")
+        bind.execute(users.update().where(users.c.id == user_id).values(totp_secret=sealed))
+
+
+def _open_totp_secrets() -> None:
+    bind, users = op.get_bind(), _users()
+    rows = bind.execute(sa.select(users.c.id, users.c.totp_secret).where(
+        users.c.totp_secret.startswith("v1:"))).all()
+    if not rows:
+        return
+    fernet = _fernet()
+    for user_id, sealed in rows:
+        secret = fernet.decrypt(sealed[3:].encode()).decode()
+        bind.execute(users.update().where(users.c.id == user_id).values(totp_secret=secret))
+
+
 def downgrade() -> None:
+    _open_totp_secrets()
+    with op.batch_alter_table("app_user", schema=None) as batch_op:
+        batch_op.alter_column("totp_secret", existing_type=sa.String(length=255),
+                              type_=sqlmodel.sql.sqltypes.AutoString(length=64),
+                              existing_nullable=True)
     with op.batch_alter_table("staff_offer", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_staff_offer_user_id"))
         batch_op.drop_index(batch_op.f("ix_staff_offer_school_id"))
