@@ -19,7 +19,7 @@ from cardpay.outbox import OutboxWorker, SmtpConfig
 from cardpay.payments.registry import provider_from_settings
 from cardpay.sun import Keyring
 from cardpay.till import Till
-from parent_portal import handlers, metrics, webhooks
+from parent_portal import handlers, metrics, reset_mail, webhooks
 from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
 from parent_portal.openapi import PortalApp
@@ -93,7 +93,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cameras: CameraRuntime = app.state.cameras
     cameras.start()
     config = smtp_config(app.state.settings)
-    worker = OutboxWorker(app.state.engine, config) if config else None
+    writers = {reset_mail.RESET_KIND: reset_mail.writer(app.state.settings)}
+    worker = OutboxWorker(app.state.engine, config, clock=app.state.clock,
+                          writers=writers) if config else None
     app.state.outbox = worker
     if worker:
         worker.start()

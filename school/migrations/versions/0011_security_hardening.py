@@ -2,7 +2,8 @@
 from, so a device cookie's own failures are counted apart from strangers'; roles offered
 to an existing account wait in `staff_offer` until its holder accepts them; TOTP secrets
 are sealed with a key derived from the secret key (as school.totp.seal_secret does; the
-derivation is written out here so that this migration never changes with the code).
+derivation is written out here so that this migration never changes with the code);
+outbox rows get a `kind`, so a password-reset e-mail is written when it is sent.
 
 Revision ID: 0011_security
 Revises: 0010
@@ -60,6 +61,9 @@ def upgrade() -> None:
                               type_=sqlmodel.sql.sqltypes.AutoString(length=255),
                               existing_nullable=True)
     _seal_totp_secrets()
+    with op.batch_alter_table("outbox_email", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=32),
+                                      nullable=False, server_default="mail"))
 
 
 def _fernet() -> Fernet:
@@ -103,6 +107,8 @@ def _open_totp_secrets() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox_email", schema=None) as batch_op:
+        batch_op.drop_column("kind")
     _open_totp_secrets()
     with op.batch_alter_table("app_user", schema=None) as batch_op:
         batch_op.alter_column("totp_secret", existing_type=sa.String(length=255),
