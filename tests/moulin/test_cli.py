@@ -176,7 +176,7 @@ def test_serve_refuses_an_unmigrated_database(
     monkeypatch.setenv("MOULIN_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 1
-    assert "run `moulin db upgrade` first" in result.output
+    assert "run `moulin db upgrade` first" in " ".join(result.output.split())  # wrapped
 
 
 def test_production_refuses_a_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
