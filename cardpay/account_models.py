@@ -141,6 +141,10 @@ class OutboxEmail(SQLModel, table=True):
     school_id: int | None = Field(default=None, foreign_key="school.id")
     alert_id: int | None = Field(default=None, foreign_key="low_balance_alert.id")
     user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    # 'mail': sent as stored. Any other kind is written at send time by the worker's
+    # writer for it (cardpay.outbox.Writer), so that what only the e-mail may hold (a
+    # password-reset link) is never stored here.
+    kind: str = Field(default="mail", max_length=32)
     to_address: str = Field(max_length=254)
     subject: str = Field(max_length=200)
     body: str = Field(sa_column=Column(Text(), nullable=False))

@@ -6,6 +6,10 @@ marked sent. A crash after sending and before marking sends that e-mail again on
 claim runs out: at least once, never lost. Failures are retried with a growing delay;
 e-mails that cannot be sent within `MAX_AGE` are abandoned, since a stale balance alert
 misleads more than it helps.
+
+A row whose `kind` is not 'mail' is a job: the worker's writer for that kind writes the
+e-mail when it is claimed (a password-reset link is minted then, so the outbox never
+holds it), or says there is nothing to send (the row is then closed, unsent).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import smtplib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,6 +64,11 @@ class Outgoing:
     body: str
 
 
+MAIL = "mail"
+# Writes the e-mail of a job row in the claiming transaction, or None: nothing to send.
+Writer = Callable[[Session, OutboxEmail, datetime], Outgoing | None]
+
+
 def send(config: SmtpConfig, email: Outgoing) -> None:
     """Hand one e-mail to the SMTP server; OSError or SMTPException on failure."""
     message = EmailMessage()
@@ -88,8 +97,10 @@ def anything_due(session: Session, *, clock: Clock = utcnow) -> bool:
     return found is not None
 
 
-def claim(session: Session, *, clock: Clock = utcnow, limit: int = BATCH) -> list[Outgoing]:
-    """Claim the e-mails due now, abandoning those too old to send; commit."""
+def claim(session: Session, *, clock: Clock = utcnow, limit: int = BATCH,
+          writers: Mapping[str, Writer] | None = None) -> list[Outgoing]:
+    """Claim the e-mails due now, abandoning those too old to send, and write those of
+    job rows with `writers`; commit."""
     now = clock()
     due = session.exec(
         select(OutboxEmail).where(*_due(now)).order_by(col(OutboxEmail.id)).limit(limit)
@@ -102,12 +113,28 @@ def claim(session: Session, *, clock: Clock = utcnow, limit: int = BATCH) -> lis
             logger.warning("outbox e-mail %s abandoned: queued %s ago", row.id,
                            now - row.created_at)
         else:
-            row.claimed_until = now + CLAIM
             assert row.id is not None
-            claimed.append(Outgoing(row.id, row.to_address, row.subject, row.body))
+            email = _written(session, row, now, writers or {})
+            if email is None:
+                row.abandoned_at, row.last_error = now, "nothing to send"
+            else:
+                row.claimed_until = now + CLAIM
+                claimed.append(email)
         session.add(row)
     session.commit()
     return claimed
+
+
+def _written(session: Session, row: OutboxEmail, now: datetime,
+             writers: Mapping[str, Writer]) -> Outgoing | None:
+    if row.kind == MAIL:
+        assert row.id is not None
+        return Outgoing(row.id, row.to_address, row.subject, row.body)
+    writer = writers.get(row.kind)
+    if writer is None:
+        logger.warning("outbox job %s of kind %r has no writer here", row.id, row.kind)
+        return None
+    return writer(session, row, now)
 
 
 def settle(session: Session, email_id: int, error: str | None, *,
@@ -133,12 +160,13 @@ def settle(session: Session, email_id: int, error: str | None, *,
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 
-def drain(sessions: SessionFactory, config: SmtpConfig, *, clock: Clock = utcnow) -> int:
+def drain(sessions: SessionFactory, config: SmtpConfig, *, clock: Clock = utcnow,
+          writers: Mapping[str, Writer] | None = None) -> int:
     """Send everything due; return how many were sent."""
     sent = 0
     while True:
         with sessions() as session:
-            batch = claim(session, clock=clock)
+            batch = claim(session, clock=clock, writers=writers)
         if not batch:
             return sent
         for email in batch:
@@ -163,8 +191,10 @@ class OutboxWorker:
     woken, and sweeps for alerts a crash left out every `sweep_every` seconds."""
 
     def __init__(self, engine: Engine, config: SmtpConfig, *, interval: float = 5.0,
-                 sweep_every: float = 60.0, clock: Clock = utcnow) -> None:
+                 sweep_every: float = 60.0, clock: Clock = utcnow,
+                 writers: Mapping[str, Writer] | None = None) -> None:
         self._engine, self._config, self._clock = engine, config, clock
+        self._writers = dict(writers or {})
         self._interval, self._sweep_every = interval, sweep_every
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="moulin-outbox", daemon=True)
@@ -206,6 +236,7 @@ class OutboxWorker:
                 with self._sessions() as session:
                     alerts.sweep(session, clock=self._clock)
             if self._read(anything_due):
-                drain(self._sessions, self._config, clock=self._clock)
+                drain(self._sessions, self._config, clock=self._clock,
+                      writers=self._writers)
         except Exception:  # the worker must outlive a database hiccup
             logger.exception("outbox worker pass failed; retrying later")

@@ -20,7 +20,7 @@ from cardpay.outbox import OutboxWorker, SmtpConfig
 from cardpay.payments.registry import provider_from_settings
 from cardpay.sun import Keyring
 from cardpay.till import Till
-from parent_portal import handlers, metrics, webhooks
+from parent_portal import handlers, metrics, reset_mail, webhooks
 from parent_portal.csrf import csrf_protect
 from parent_portal.headers import SecurityHeaders
 from parent_portal.openapi import PortalApp
@@ -52,6 +52,7 @@ from parent_portal.routes import (
     staff,
     staff_health,
     staff_money,
+    staff_offers,
     staff_reports,
     till,
     welcome,
@@ -93,7 +94,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cameras: CameraRuntime = app.state.cameras
     cameras.start()
     config = smtp_config(app.state.settings)
-    worker = OutboxWorker(app.state.engine, config) if config else None
+    writers = {reset_mail.RESET_KIND: reset_mail.writer(app.state.settings)}
+    worker = OutboxWorker(app.state.engine, config, clock=app.state.clock,
+                          writers=writers) if config else None
     app.state.outbox = worker
     if worker:
         worker.start()
@@ -160,7 +163,7 @@ def create_app(
                    account_sessions, family_export, parent, parent_money, payments, staff,
                    staff_money, staff_reports, staff_health, leaving, gdpr_register, till, enrol,
                    demo, cameras, camera_staff, camera_rules, admin_users, admin_devices,
-                   admin_settings, admin_audit):
+                   admin_settings, admin_audit, staff_offers):
         app.include_router(module.router)
     for module in (photos, pupil_import):
         app.include_router(module.router)

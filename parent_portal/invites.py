@@ -16,6 +16,7 @@ from cardpay.account_models import OutboxEmail
 from parent_portal.deps import get_clock, get_settings
 from parent_portal.i18n import translator
 from school import audit, invitations
+from school import staff_offers as offers
 from school.models import School, User
 from school.staff import Actor
 
@@ -29,8 +30,10 @@ class Sent:
 
 
 def link_for(request: Request, token: str) -> str:
-    base = get_settings(request).public_url or str(request.base_url)
-    return base.rstrip("/") + WELCOME_PATH + token
+    # Never from the request's Host header (see Settings.link_base); in production the
+    # settings refuse to start without a public URL where links are mailed.
+    base = get_settings(request).link_base() or ""
+    return base + WELCOME_PATH + token
 
 
 def invite(request: Request, session: Session, *, school: School, user: User,
@@ -50,4 +53,20 @@ def invite(request: Request, session: Session, *, school: School, user: User,
     emailed = bool(settings.smtp_host)
     audit.record(session, action="user.invite", school_id=school.id, actor_user_id=actor.user_id,
                  target_type="user", target_id=user.id or "", ip=actor.ip, emailed=emailed)
+    return Sent(emailed=emailed, link="" if emailed else link)
+
+
+def send_offer(request: Request, session: Session, *, school: School, user: User,
+               token: str) -> Sent:
+    """Queue the e-mail that offers an existing account roles in `school` (the caller
+    commits): the link asks its holder to sign in and accept."""
+    settings, now = get_settings(request), get_clock(request)()
+    link = (settings.link_base() or "") + offers.OFFER_PATH + token
+    t = translator(user.locale or school.locale)
+    values = {"school": school.name, "link": link, "days": offers.OFFER_DAYS}
+    session.add(OutboxEmail(
+        school_id=school.id, user_id=user.id, to_address=user.email,
+        subject=t("offer.mail.subject", **values)[:200], body=t("offer.mail.body", **values),
+        created_at=now, next_attempt_at=now))
+    emailed = bool(settings.smtp_host)
     return Sent(emailed=emailed, link="" if emailed else link)

@@ -1,7 +1,9 @@
 """Who may see and move which pupil's money.
 
-Staff see a pupil's account in the schools where they are cashier, office or admin;
-only office and admin move money (top-ups, refunds, corrections, reversals). Parents see
+Office and admin staff see and move a pupil's money (balance, statement, receipts;
+top-ups, refunds, corrections, reversals). Cashiers see a pupil's balance only on the till
+screen, at a tap, and the school's day report for the cash-up; never a pupil's account
+page (see parent_portal.pupil_fields). Parents see
 and act on their own children only. Anyone else gets the same 404 as for a pupil that
 does not exist, and the attempt goes to the audit log.
 """
@@ -54,11 +56,11 @@ def deny(request: Request, session: Session, viewer: Viewer, target_type: str,
 
 def staff_pupil(request: Request, session: Session, viewer: Viewer, pupil_id: int, *,
                 move: bool = False) -> tuple[Pupil, set[Role]]:
-    """The pupil and the viewer's money roles in its school; 404 outside those schools,
-    403 for a cashier who tries to move money."""
+    """The pupil and the viewer's money roles in its school; 404 outside those schools
+    and for a cashier (who sees pupils on the till screen only)."""
     pupil = session.get(Pupil, pupil_id)
     roles = money_roles(session, viewer.user_id, pupil.school_id) if pupil else set()
-    if pupil is None or not roles:
+    if pupil is None or not roles & MOVE_MONEY:
         raise deny(request, session, viewer, "pupil", pupil_id, "staff.money")
     if move and not roles & MOVE_MONEY:
         raise Forbidden("only office staff move money")

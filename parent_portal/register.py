@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -63,26 +64,36 @@ def _where(settings: Settings, t: dict[str, str]) -> str:
     return "; ".join(str(p) for p in parts) + "."
 
 
-def build(session: Session, settings: Settings, *, lang: str, now: datetime) -> Register:
+def build(session: Session, settings: Settings, *, lang: str, now: datetime,
+          school_ids: set[int] | None = None) -> Register:
+    """The register; for a school's staff (`school_ids`), of their schools only: another
+    school's name and figures are not theirs to read. The operator's CLI sees them all."""
     t = TEXTS[lang if lang in TEXTS else "en"]
     days, where = settings.personal_data_retention_days, _where(settings, t)
-    schools = session.exec(select(School).order_by(col(School.id))).all()
+
+    def mine(query: Any, school_id: Any) -> Any:
+        return query if school_ids is None else query.where(col(school_id).in_(school_ids))
+
+    schools = session.exec(mine(select(School), School.id).order_by(col(School.id))).all()
     zone = schools[0].timezone if schools else settings.default_timezone
     facts: dict[str, object] = {
         "days": days, "view_days": settings.camera_view_retention_days,
-        "pupils": _count(session, select(func.count(col(Pupil.id)))
+        "pupils": _count(session, mine(select(func.count(col(Pupil.id))), Pupil.school_id)
                          .where(col(Pupil.left_on).is_(None))),
-        "cards": _count(session, select(func.count(col(Card.id)))
+        "cards": _count(session, mine(select(func.count(col(Card.id)))
+                                      .join(Pupil, col(Pupil.id) == col(Card.pupil_id)),
+                                      Pupil.school_id)
                         .where(Card.status == CardStatus.ACTIVE)),
-        "tills": _count(session, select(func.count(col(Device.id))).where(
-            Device.kind == DeviceKind.TILL, col(Device.revoked_at).is_(None))),
-        "events": _count(session, select(func.count(col(AuditEvent.id)))),
+        "tills": _count(session, mine(select(func.count(col(Device.id))), Device.school_id)
+                        .where(Device.kind == DeviceKind.TILL, col(Device.revoked_at).is_(None))),
+        "events": _count(session, mine(select(func.count(col(AuditEvent.id))),
+                                       AuditEvent.school_id)),
     }
     processings = [
         _simple("canteen", t, facts, where),
         _payments(settings, t, facts, where),
         _email(settings, t, facts, where),
-        _cameras(session, t, facts, where),
+        _cameras(session, t, facts, where, school_ids),
         _simple("audit", t, facts, where),
         _backups(settings, t, facts),
     ]
@@ -130,8 +141,11 @@ def _email(settings: Settings, t: dict[str, str], facts: dict[str, object],
 
 
 def _cameras(session: Session, t: dict[str, str], facts: dict[str, object],
-             where: str) -> Processing:
-    cameras = session.exec(select(Camera)).all()
+             where: str, school_ids: set[int] | None) -> Processing:
+    query = select(Camera)
+    if school_ids is not None:
+        query = query.where(col(Camera.school_id).in_(school_ids))
+    cameras = session.exec(query).all()
     if not cameras:
         return Processing("cameras", t["cameras.name"], False, why_not=t["cameras.off"])
     nodes = sum(1 for c in cameras if c.node_device_id is not None)

@@ -1,21 +1,26 @@
-"""The password-reset e-mail: written in the user's language and handed to the SMTP
-server after the page has been answered.
+"""The password-reset e-mail, sent from the outbox (cardpay.outbox) as a job.
 
-It does not go through the outbox (cardpay.outbox), which keeps every body in the
-database: the link holds the only copy of the token, and the database only its SHA-256.
-A lost e-mail is simply asked for again; and since sending starts after the answer, how
-long the page takes says nothing about whether the address has an account.
+A request for a known address and one for an unknown address do the same work: each
+queues one `password_reset` job, the first for the account, the second for nobody, so
+how long the page takes says nothing about whether the address has an account. The
+worker's writer (`writer`) mints the link when it sends the e-mail: the link holds the
+only copy of the token (the database keeps its SHA-256), and the outbox row holds no
+link, no address and no body. A retried e-mail gets a new link, which voids the last.
 """
 
 from __future__ import annotations
 
 import logging
-import smtplib
+from datetime import datetime, timedelta
 from typing import cast
 
 from fastapi import Request
+from sqlmodel import Session
 
-from cardpay.outbox import Outgoing, SmtpConfig, send
+from cardpay.account_models import OutboxEmail
+from cardpay.outbox import Outgoing, SmtpConfig, Writer
+from school import audit, password_reset
+from school.models import User
 from school.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -38,28 +43,43 @@ def smtp_of(request: Request) -> SmtpConfig | None:
     return cast(SmtpConfig | None, getattr(request.app.state, "smtp", None))
 
 
-def link_base(request: Request, settings: Settings) -> str | None:
-    """Where the link points. In production only the configured public address: a link
-    built from the request's Host header would let anyone who asks for a reset of someone
-    else's account have the link point to their own server."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    if settings.environment == "production":
-        return None
-    return str(request.base_url).rstrip("/")
+def link_base(settings: Settings) -> str | None:
+    """Where the link points (`Settings.link_base`): never the request's Host header."""
+    return settings.link_base()
+
+
+RESET_KIND = "password_reset"
+
+
+def job(*, user: User | None, lang: str, now: datetime) -> OutboxEmail:
+    """The outbox row for a request: for `user`, or for nobody (an unknown or inactive
+    address), alike in everything the request writes."""
+    return OutboxEmail(kind=RESET_KIND, user_id=user.id if user else None, to_address="",
+                       subject="", body=lang, created_at=now, next_attempt_at=now)
+
+
+def writer(settings: Settings) -> Writer:
+    """The outbox's writer for reset jobs: mints the link as the e-mail goes out."""
+
+    def write(session: Session, row: OutboxEmail, now: datetime) -> Outgoing | None:
+        user = session.get(User, row.user_id) if row.user_id is not None else None
+        base = link_base(settings)
+        if user is None or not user.is_active or base is None or row.id is None:
+            return None
+        reset, token = password_reset.issue(
+            session, user, now=now, ip=None,
+            lifetime=timedelta(minutes=settings.password_reset_minutes))
+        audit.record(session, action="password_reset.sent", actor_user_id=user.id,
+                     target_type="password_reset", target_id=reset.id or "")
+        lang = user.locale if user.locale in MESSAGES else row.body
+        return compose(reset_id=row.id, to=user.email, lang=lang,
+                       link=f"{base}/login/reset/{token}",
+                       minutes=settings.password_reset_minutes)
+
+    return write
 
 
 def compose(*, reset_id: int, to: str, lang: str, link: str, minutes: int) -> Outgoing:
     subject, body = MESSAGES.get(lang, MESSAGES["fr"])
     return Outgoing(id=reset_id, to_address=to, subject=subject,
                     body=body.format(email=to, minutes=minutes, link=link))
-
-
-def deliver(config: SmtpConfig, email: Outgoing) -> None:
-    """Send now; failures are logged (with the reset's id, never the link)."""
-    try:
-        send(config, email)
-    except (OSError, smtplib.SMTPException) as exc:
-        logger.warning("password-reset e-mail %s not sent: %s", email.id, type(exc).__name__)
-        return
-    logger.info("password-reset e-mail %s sent", email.id)

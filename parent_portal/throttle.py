@@ -1,12 +1,20 @@
 """Throttling of failed sign-ins, counted in the database so that every server process
-sees the same count."""
+sees the same count, so that failed guesses slow the guesser and not the owner.
+
+- A browser with a valid device cookie for the account (parent_portal.device_cookie) is
+  counted on its own: only its own failures lock it out.
+- Any other browser is refused for an account after `login_max_failures` from its
+  address, after `login_max_failures_per_account` for the account from anywhere, and
+  after `login_max_failures_per_ip` for all accounts from its address. Failures with a
+  device cookie count in none of these.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete
+from sqlalchemy import ColumnElement, and_, delete, or_
 from sqlmodel import Session, col, select
 
 from school.models import LoginFailure
@@ -45,29 +53,39 @@ def _recent(session: Session, who: ColumnElement[bool], since: datetime) -> list
 
 
 def locked_until(
-    *, session: Session, email: str, ip: str, now: datetime, settings: Settings
+    *, session: Session, email: str, ip: str, now: datetime, settings: Settings,
+    device: str = "",
 ) -> datetime | None:
-    """The time from which this e-mail and address may try again, or None if they may
-    try now. Nothing about the password is looked at."""
+    """The time from which this e-mail and address (or this known device) may try again,
+    or None if they may try now. Nothing about the password is looked at."""
     window = timedelta(minutes=settings.login_window_minutes)
     since = now - window
-    by_email = _retry_at(
-        _recent(session, col(LoginFailure.email) == throttle_key(email), since),
-        settings.login_max_failures, window,
-    )
-    by_ip = _retry_at(
-        _recent(session, col(LoginFailure.ip) == ip, since) if ip else [],
-        settings.login_max_failures_per_ip, window,
-    )
-    candidates = [at for at in (by_email, by_ip) if at is not None and at > now]
+    if device:
+        by_device = _retry_at(_recent(session, col(LoginFailure.device) == device, since),
+                              settings.login_max_failures, window)
+        return by_device if by_device is not None and by_device > now else None
+    untrusted = col(LoginFailure.device) == ""
+    account = col(LoginFailure.email) == throttle_key(email)
+    limits = [(and_(untrusted, account), settings.login_max_failures_per_account)]
+    if ip:
+        address = col(LoginFailure.ip) == ip
+        limits += [(and_(untrusted, account, address), settings.login_max_failures),
+                   (and_(untrusted, address), settings.login_max_failures_per_ip)]
+    found = [_retry_at(_recent(session, who, since), limit, window) for who, limit in limits]
+    candidates = [at for at in found if at is not None and at > now]
     return max(candidates) if candidates else None
 
 
-def record_failure(*, session: Session, email: str, ip: str, now: datetime) -> None:
-    session.add(LoginFailure(email=throttle_key(email), ip=ip[:64], at=now))
+def record_failure(*, session: Session, email: str, ip: str, now: datetime,
+                   device: str = "") -> None:
+    session.add(LoginFailure(email=throttle_key(email), ip=ip[:64], at=now, device=device))
 
 
-def clear_failures(*, session: Session, email: str) -> None:
-    """Forget an e-mail's failures once its owner has proved the password, so a parent
-    who mistyped a few times is not locked out later; other e-mails' failures stay."""
-    session.exec(delete(LoginFailure).where(col(LoginFailure.email) == throttle_key(email)))
+def clear_failures(*, session: Session, email: str, device: str = "") -> None:
+    """Forget an e-mail's failures (and this browser's) once its owner has proved the
+    password, so a parent who mistyped a few times is not locked out later; other
+    e-mails' failures stay."""
+    who = col(LoginFailure.email) == throttle_key(email)
+    if device:
+        who = or_(who, col(LoginFailure.device) == device)
+    session.exec(delete(LoginFailure).where(who))

@@ -4,6 +4,9 @@ Every server process reads the same Tap table, so the feed polls it for rows new
 the last one sent (a few times a second, one indexed query) instead of relying on an
 in-process bus that a second worker would never hear. Each event's id is the tap's row
 id, so a browser that reconnects (EventSource sends Last-Event-ID) misses nothing.
+
+A screen reads today's taps only (from midnight where the school is): a cashier needs the
+queue in front of them, not the till's history of names, allergies and balances.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from datetime import time as dt_time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 from sqlalchemy import func
@@ -50,11 +56,21 @@ def event_of(session: Session, tap: Tap) -> dict[str, Any]:
     }
 
 
-def new_events(engine: Engine, device_id: int, after: int) -> list[dict[str, Any]]:
+def day_start(school_timezone: str, now: datetime) -> datetime:
+    """Midnight of `now`'s day where the school is, in UTC."""
+    zone = ZoneInfo(school_timezone)
+    local = now.astimezone(zone)
+    return datetime.combine(local.date(), dt_time(0), tzinfo=zone).astimezone(UTC)
+
+
+def new_events(engine: Engine, device_id: int, after: int,
+               since: datetime) -> list[dict[str, Any]]:
+    """Taps of the till after row `after` that reached the server from `since` on."""
     with Session(engine) as session:
         taps = session.exec(
             select(Tap)
-            .where(Tap.device_id == device_id, col(Tap.id) > after)
+            .where(Tap.device_id == device_id, col(Tap.id) > after,
+                   col(Tap.received_at) >= since)
             .order_by(col(Tap.id))
             .limit(BATCH)
         ).all()
@@ -70,16 +86,19 @@ async def stream(
     device_id: int,
     after: int,
     *,
+    since: datetime,
     poll: float = POLL_SECONDS,
     lifetime: float = STREAM_SECONDS,
 ) -> AsyncIterator[str]:
-    """The event stream; Starlette cancels it when the browser goes away."""
+    """The event stream of taps from `since` (today's midnight, see `day_start`) on;
+    Starlette cancels it when the browser goes away."""
     yield "retry: 1000\n\n"
     if after == FROM_NOW:
         after = await anyio.to_thread.run_sync(_last_id, engine, device_id)
     started = last_sent = time.monotonic()
     while time.monotonic() - started < lifetime:
-        events = await anyio.to_thread.run_sync(new_events, engine, device_id, after)
+        events = await anyio.to_thread.run_sync(new_events, engine, device_id, after,
+                                                 since)
         for event in events:
             after = int(event["id"])
             yield sse(event)

@@ -75,3 +75,21 @@ class RateEvent(SQLModel, table=True):
     key: str = Field(max_length=254)
     ip: str = Field(default="", max_length=64)
     at: datetime = _utc_column()
+
+
+class StaffOffer(SQLModel, table=True):
+    """Roles in a school offered to an existing account, which its holder accepts while
+    signed in (an admin never acts on an account by typing its address: issue 12). The
+    link's token is kept as its SHA-256 only."""
+
+    __tablename__ = "staff_offer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    roles: str = Field(max_length=100)  # comma-separated role values
+    token_sha256: str = Field(max_length=64, unique=True)
+    offered_by: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = _utc_column()
+    expires_at: datetime = _utc_column()
+    accepted_at: datetime | None = _utc_column(nullable=True)

@@ -4,8 +4,9 @@
 Context fields are set where the work is known — the web request's id (`RequestIds`, a
 plain ASGI middleware), the device a till API call came from, the camera a stream shows
 (`log_context`, `bind`) — or once for the whole process (`set_process_fields`, e.g. a
-camera node's device). Every line is passed through `redact`: signed stream URLs and
-bearer tokens in a message (uvicorn's access log prints full URLs) never reach the log.
+camera node's device). Every line is passed through `redact`, the one routine for URLs,
+query strings and paths: signed stream URLs, camera logins, reset and invitation links
+and bearer tokens (uvicorn's access log prints full URLs) never reach the log.
 Code must still never log a password, a token, a card key or a full card UID: use
 `hardware.readers.base.masked_uid` for cards.
 """
@@ -29,15 +30,28 @@ _context: ContextVar[Mapping[str, object]] = ContextVar(
     "moulin_log_context", default=MappingProxyType({}))
 _process: dict[str, object] = {}
 
-# `t=` carries a signed stream URL's token (webcam.tokens), `token=` any other.
+# What a log line must not carry, wherever it appears (a message, an access-log line, an
+# exception): query values that are secrets (`t=` carries a signed stream URL's token,
+# `user=`/`pwd=` a camera's login), the user and password of a URL, the token in a
+# single-use link's path, and bearer tokens.
+_SECRET_KEYS = ("t", "token", "key", "password", "passwd", "pass", "pwd", "user", "username",
+                "login", "secret", "sig", "signature", "auth", "apikey", "api_key",
+                "access_token", "code", "device")
+_TOKEN_PATHS = ("/login/reset/", "/welcome/")
 _SECRETS = (
-    (re.compile(r"([?&](?:t|token|key|password)=)[^&\s\"']+", re.IGNORECASE), r"\1[redacted]"),
+    (re.compile(r"([?&;](?:" + "|".join(_SECRET_KEYS) + r")=)[^&;#\s\"']+", re.IGNORECASE),
+     r"\1[redacted]"),
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s\"']+@", re.IGNORECASE), r"\1[redacted]@"),
+    (re.compile("(" + "|".join(re.escape(p) for p in _TOKEN_PATHS) + r")[^/?#\s\"']+"),
+     r"\1[redacted]"),
     (re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1[redacted]"),
 )
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def redact(text: str) -> str:
+    """`text` without the secrets a URL, a query string or a path may carry. Every line
+    the handler of `configure` writes goes through here (uvicorn's access log included)."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text

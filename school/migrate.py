@@ -32,10 +32,13 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, secret_key: str | None = None) -> None:
+    """Migrate to `revision`. `secret_key` is the deployment's, for migrations that seal
+    data with it (0011 seals TOTP secrets); without it they read it from the settings."""
     config = alembic_config(engine)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
+        config.attributes["secret_key"] = secret_key
         command.upgrade(config, revision)
 
 

@@ -112,7 +112,8 @@ class User(SQLModel, table=True):
     # Two-step sign-in (TOTP, RFC 6238; see school.totp): the base32 secret, kept from the
     # start of enrolment and in force once confirmed (totp_enabled_at), and the last time
     # step accepted, so that a code seen over someone's shoulder cannot be used again.
-    totp_secret: str | None = Field(default=None, max_length=64, repr=False)
+    # Sealed with a key derived from the secret key (school.totp.seal_secret).
+    totp_secret: str | None = Field(default=None, max_length=255, repr=False)
     totp_enabled_at: datetime | None = _utc_column(nullable=True)
     totp_last_step: int | None = None
     # Set when `moulin people purge` erased a former guardian's identity.
@@ -211,17 +212,21 @@ class WebSession(SQLModel, table=True):
 
 
 class LoginFailure(SQLModel, table=True):
-    """Failed sign-ins, counted per e-mail and per address to throttle guessing."""
+    """Failed sign-ins, counted per e-mail, per address and per known device to throttle
+    guessing (parent_portal.throttle)."""
 
     __tablename__ = "login_failure"
     __table_args__ = (
         Index("ix_login_failure_email_at", "email", "at"),
         Index("ix_login_failure_ip_at", "ip", "at"),
+        Index("ix_login_failure_device_at", "device", "at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254)
     ip: str = Field(default="", max_length=64)
+    # A digest of the device cookie's nonce when the browser had a valid one, else ''.
+    device: str = Field(default="", max_length=64)
     at: datetime = _utc_column()
 
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     login_max_failures_per_ip: int = 50
+    # Failures for one account from browsers it has never signed in with, from anywhere;
+    # a browser with the account's device cookie is not held back by them.
+    login_max_failures_per_account: int = 20
     # Office and admin staff must sign in with a second factor (TOTP): one who has not
     # enrolled is sent to enrolment after signing in and can do nothing else until done.
     require_totp_for_staff: bool = False
@@ -151,6 +154,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'moulin.db').resolve()}"
+
+    def link_base(self) -> str | None:
+        """Where links in e-mails point: `public_url`; outside production, without one,
+        the address this server listens on. Never the request's Host header: whoever asks
+        for a reset of someone else's account chooses it. None in production without
+        `public_url`."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if self.environment == "production":
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def effective_secret_key(self) -> str:
         """The configured key, or one kept in the data folder for development boxes."""

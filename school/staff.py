@@ -3,8 +3,9 @@
 Every change is written to the audit log in the caller's transaction; the caller commits.
 Two guards keep a school administrable: no change may leave a school without an active
 admin, and nobody may lock themselves out (deactivate themselves, or give up their own
-last admin role). An admin acts on accounts of their own school only: an account that
-also holds roles in a school where they are not admin is not theirs to switch off.
+last admin role). An admin acts on accounts of their own school only: an account with
+any tie to a school where they are not admin (a staff role there, or a child there) is
+not theirs to switch off.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from sqlmodel import Session, col, select
 
 from school import audit
 from school.errors import Conflict, InvalidInput
-from school.models import STAFF_ROLES, Role, RoleGrant, School, User, WebSession
+from school.models import (
+    STAFF_ROLES,
+    Guardianship,
+    Pupil,
+    Role,
+    RoleGrant,
+    School,
+    User,
+    WebSession,
+)
 from school.people import create_user, get_user_by_email, grant_role, normalise_email
 
 
@@ -150,9 +160,9 @@ def set_active(
             raise StaffRuleBroken("self_deactivate", "you cannot deactivate yourself")
         if _active_admins(session, school.id) - {user.id} == set():
             raise StaffRuleBroken("last_admin", "the school would have no active admin")
-    elsewhere = _role_schools(session, user.id) - _admin_schools(session, actor.user_id)
+    elsewhere = tie_schools(session, user.id) - _admin_schools(session, actor.user_id)
     if elsewhere:
-        raise StaffRuleBroken("other_school", "this account holds roles in another school")
+        raise StaffRuleBroken("other_school", "this account has ties to another school")
     user.is_active = active
     session.add(user)
     ended = 0
@@ -172,8 +182,14 @@ def _names(roles: set[Role]) -> list[str]:
     return sorted(r.value for r in roles)
 
 
-def _role_schools(session: Session, user_id: int) -> set[int]:
-    return set(session.exec(select(RoleGrant.school_id).where(RoleGrant.user_id == user_id)))
+def tie_schools(session: Session, user_id: int) -> set[int]:
+    """Every school the account is tied to: by a staff role, or by a guardianship (past,
+    present or future) of one of its pupils."""
+    roles = set(session.exec(select(RoleGrant.school_id).where(RoleGrant.user_id == user_id)))
+    children = set(session.exec(
+        select(Pupil.school_id).join(Guardianship, col(Guardianship.pupil_id) == col(Pupil.id))
+        .where(Guardianship.user_id == user_id)))
+    return roles | children
 
 
 def _admin_schools(session: Session, user_id: int) -> set[int]:

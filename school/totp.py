@@ -5,15 +5,24 @@ A code is accepted for its 30-second step and one step either side (phone clocks
 and only for a step later than the last one accepted for that user, so the same code,
 or an older one, never works twice. Nothing here commits: callers commit with their audit
 row.
+
+The secret is stored sealed (`seal_secret`): Fernet (AES-128-CBC and HMAC-SHA256) under a
+key derived with HKDF-SHA256 from the deployment's secret key, so a copied database or
+backup hands out no second factor. Changing the secret key therefore means setting up
+TOTP again (`moulin user reset-totp`).
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 from datetime import datetime
 
 import pyotp
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import update
 from sqlmodel import Session, col, or_, select
 
@@ -26,6 +35,35 @@ DRIFT_STEPS = 1
 RECOVERY_CODES = 10
 _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i to misread
 _RECOVERY_GROUPS, _RECOVERY_GROUP = 4, 4  # 16 characters, about 78 bits
+
+
+SEALED_PREFIX = "v1:"
+_HKDF_INFO = b"moulin/totp-secret/v1"
+
+
+class SecretUnreadable(ValueError):
+    """A stored TOTP secret sealed under another secret key, or altered."""
+
+
+def _fernet(secret_key: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=_HKDF_INFO).derive(secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal_secret(secret: str, secret_key: str) -> str:
+    """The secret as stored in `app_user.totp_secret`."""
+    return SEALED_PREFIX + _fernet(secret_key).encrypt(secret.encode()).decode("ascii")
+
+
+def open_secret(stored: str, secret_key: str) -> str:
+    """The secret behind a stored value; SecretUnreadable if it cannot be opened."""
+    if not stored.startswith(SEALED_PREFIX):
+        raise SecretUnreadable("a TOTP secret stored unsealed")
+    try:
+        return _fernet(secret_key).decrypt(stored[len(SEALED_PREFIX):].encode()).decode()
+    except (InvalidToken, ValueError) as exc:
+        raise SecretUnreadable("TOTP secret sealed with another key, or altered") from exc
 
 
 def new_secret() -> str:
@@ -54,12 +92,17 @@ def matching_step(secret: str, code: str, now: datetime) -> int | None:
     return None
 
 
-def use_code(session: Session, user: User, code: str, now: datetime) -> bool:
+def use_code(session: Session, user: User, code: str, now: datetime, *,
+             secret_key: str) -> bool:
     """Accept `code` for `user`'s secret (enrolled or being enrolled) once: True if it is
     right and newer than the last code accepted, which it then becomes."""
     if not user.totp_secret or user.id is None:
         return False
-    step = matching_step(user.totp_secret, code, now)
+    try:
+        secret = open_secret(user.totp_secret, secret_key)
+    except SecretUnreadable:
+        return False
+    step = matching_step(secret, code, now)
     if step is None:
         return False
     # One conditional update, so two requests racing with the same code cannot both win.

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import cv2
 
@@ -65,14 +65,16 @@ class Source:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for logs and pages."""
+    """The URL without its user, password or query values (cameras take their login as
+    `?user=…&pwd=…` as often as in the address), for logs and pages."""
     parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    host = parts.netloc
+    if parts.password is not None or parts.username is not None:
+        host = "***@" + (parts.hostname or "")
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+    query = "&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
 def parse_source(source: int | str | Path) -> Source:

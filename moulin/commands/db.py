@@ -21,9 +21,10 @@ app = typer.Typer(help="The database: migrations and integrity checks.", no_args
 @app.command("upgrade")
 def upgrade_cmd() -> None:
     """Create or migrate the database schema to the newest version."""
-    with context.database() as eng:
+    settings = context.load_settings()
+    with context.database(settings) as eng:
         before = current_revision(eng)
-        upgrade(eng)
+        upgrade(eng, secret_key=settings.effective_secret_key())
         after = current_revision(eng)
     if before == after:
         context.console.print(f"Database already at {after}.")

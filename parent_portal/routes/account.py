@@ -20,6 +20,7 @@ from parent_portal.deps import (
     SignedInDep,
     get_engine,
 )
+from parent_portal.device_cookie import device_key
 from parent_portal.errors import LoginThrottled
 from parent_portal.i18n import translator
 from parent_portal.routes.auth import client_ip
@@ -69,17 +70,19 @@ def change_password(
     assert signed_in is not None
     now, ip = clock(), client_ip(request)
     t = translator(language_of(request))
+    device = device_key(request, settings, user.id)
     # Everything slow or read-only happens before the request's transaction starts (see
     # routes/auth.py): the throttle, the password check, the new hash.
     with Session(get_engine(request)) as read:
         retry_at = throttle.locked_until(session=read, email=user.email, ip=ip, now=now,
-                                         settings=settings)
+                                         settings=settings, device=device)
     if retry_at is not None:
         raise LoginThrottled(retry_at)
     if not verify_password(current, user.password_hash):
         # Counted like a failed sign-in: a borrowed session must not become a way to
         # guess the password at leisure.
-        throttle.record_failure(session=session, email=user.email, ip=ip, now=now)
+        throttle.record_failure(session=session, email=user.email, ip=ip, now=now,
+                                device=device)
         audit.record(session, action="password.change_refused", actor_user_id=user.id, ip=ip)
         session.commit()
         return _password_page(request, error=t("password.error.current"), status_code=400)

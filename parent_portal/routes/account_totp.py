@@ -16,6 +16,7 @@ from parent_portal import throttle
 from parent_portal.access import Viewer, ViewerDep
 from parent_portal.anonymous_forms import NO_STORE
 from parent_portal.deps import ClockDep, SessionDep, SettingsDep, get_clock
+from parent_portal.device_cookie import device_key
 from parent_portal.errors import LoginThrottled
 from parent_portal.i18n import translator
 from parent_portal.routes.auth import client_ip
@@ -45,7 +46,8 @@ def _page(request: Request, session: Session, viewer: Viewer, settings: Settings
     user = viewer.user
     setup = None
     if user.totp_enabled_at is None and user.totp_secret:
-        setup = {"secret": grouped(user.totp_secret)}
+        setup = {"secret": grouped(totp.open_secret(user.totp_secret,
+                                                    settings.effective_secret_key()))}
     blocked = must_enrol(session, user, settings)
     return render(request, "account_totp.html", {
         "enabled": user.totp_enabled_at is not None, "setup": setup, "error": error,
@@ -66,16 +68,19 @@ def _check_code(request: Request, session: Session, viewer: Viewer, settings: Se
     """Whether `code` is a current TOTP code (or, if `recovery`, an unused recovery
     code) of the user's; a wrong one is counted as a failed sign-in and committed."""
     now, ip, user = get_clock(request)(), client_ip(request), viewer.user
+    device = device_key(request, settings, user.id)
     retry_at = throttle.locked_until(session=session, email=user.email, ip=ip, now=now,
-                                     settings=settings)
+                                     settings=settings, device=device)
     if retry_at is not None:
         raise LoginThrottled(retry_at)
     if recovery and totp.looks_like_recovery_code(code):
         accepted = totp.use_recovery_code(session, viewer.user_id, code, now)
     else:
-        accepted = totp.use_code(session, user, code, now)
+        accepted = totp.use_code(session, user, code, now,
+                                 secret_key=settings.effective_secret_key())
     if not accepted:
-        throttle.record_failure(session=session, email=user.email, ip=ip, now=now)
+        throttle.record_failure(session=session, email=user.email, ip=ip, now=now,
+                                device=device)
         audit.record(session, action="totp.code_refused", actor_user_id=user.id, ip=ip,
                      path=request.url.path)
         session.commit()
@@ -89,21 +94,23 @@ def totp_page(request: Request, viewer: ViewerDep, session: SessionDep,
 
 
 @router.get("/account/totp/qr.svg")
-def totp_qr(viewer: ViewerDep) -> Response:
+def totp_qr(viewer: ViewerDep, settings: SettingsDep) -> Response:
     """The QR code of the key being set up; 404 once it is in force (or before)."""
     user = viewer.user
     if user.totp_enabled_at is not None or not user.totp_secret:
         return Response(status_code=404, headers=NO_STORE)
-    uri = totp.provisioning_uri(user.totp_secret, user.email)
+    secret = totp.open_secret(user.totp_secret, settings.effective_secret_key())
+    uri = totp.provisioning_uri(secret, user.email)
     return Response(qr_svg(uri), media_type="image/svg+xml", headers=NO_STORE)
 
 
 @router.post("/account/totp/setup")
-def setup(request: Request, viewer: ViewerDep, session: SessionDep,
+def setup(request: Request, viewer: ViewerDep, session: SessionDep, settings: SettingsDep,
           clock: ClockDep) -> Response:
     user = viewer.user
     if user.totp_enabled_at is None:
-        user.totp_secret, user.totp_last_step = totp.new_secret(), None
+        sealed = totp.seal_secret(totp.new_secret(), settings.effective_secret_key())
+        user.totp_secret, user.totp_last_step = sealed, None
         session.add(user)
         audit.record(session, action="totp.setup", actor_user_id=user.id,
                      ip=client_ip(request))

@@ -3,6 +3,11 @@
 Admins add staff by e-mail without choosing a password for them (the new member gets an
 invitation link), grant and revoke roles, and deactivate accounts, which ends their
 sessions at once. The guards of `school.staff` keep every school with an admin.
+
+An address that already has an account, not yet on this school's staff, gets an offer
+instead (school.staff_offers): nothing changes on the account until its holder accepts,
+signed in, and the admin is shown what an unknown address shows (the address and name
+as typed, never the account's name).
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from starlette.responses import RedirectResponse, Response
 
 from parent_portal.access import ViewerDep
 from parent_portal.admin_access import Admin, AdminDep, admin_schools, refuse
-from parent_portal.deps import ClockDep, SessionDep
+from parent_portal.deps import ClockDep, SessionDep, get_clock
 from parent_portal.i18n import translator
-from parent_portal.invites import invite
+from parent_portal.invites import invite, send_offer
 from parent_portal.templating import language_of, render
-from school import staff
+from school import staff, staff_offers
 from school.errors import InvalidInput, NotFound, SchoolError
 from school.models import STAFF_ROLES, Role, User
+from school.people import get_user_by_email
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -82,6 +88,10 @@ def add_user(request: Request, admin: AdminDep, session: SessionDep, email: Form
         return _refused(request, session, admin, exc, "role", form)
     if not chosen:
         return _refused(request, session, admin, InvalidInput("no role"), "no_role", form)
+    existing = get_user_by_email(session, email)
+    if existing is not None and existing.id is not None \
+            and not staff.roles_in(session, existing.id, admin.school_id):
+        return _offer(request, session, admin, existing, full_name, chosen)
     try:
         user, created = staff.add_staff(session=session, school=admin.school, email=email,
                                         full_name=full_name, roles=chosen, actor=admin.actor)
@@ -94,6 +104,22 @@ def add_user(request: Request, admin: AdminDep, session: SessionDep, email: Form
     return render(request, "admin_user_added.html", {
         "school": admin.school, "tab": "users", "added": user, "created": created,
         "sent": sent, "roles": chosen,
+    }, headers={"Cache-Control": "no-store"})
+
+
+def _offer(request: Request, session: Session, admin: Admin, user: User, full_name: str,
+           roles: list[Role]) -> Response:
+    """Offer `roles` to an existing account and answer as for a new address."""
+    now = get_clock(request)()
+    token = staff_offers.make_offer(session=session, school=admin.school, user=user,
+                                    roles=roles, offered_by=admin.viewer.user_id, now=now,
+                                    ip=admin.ip)
+    sent = send_offer(request, session, school=admin.school, user=user, token=token)
+    session.commit()
+    shown = User(email=user.email, full_name=full_name.strip()[:200])  # as typed, unsaved
+    return render(request, "admin_user_added.html", {
+        "school": admin.school, "tab": "users", "added": shown, "created": True,
+        "sent": sent, "roles": roles,
     }, headers={"Cache-Control": "no-store"})
 
 

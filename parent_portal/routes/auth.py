@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from parent_portal import pending, sessions, throttle
 from parent_portal.csrf import anonymous_token, set_anonymous_cookie
 from parent_portal.deps import ClockDep, SessionDep, SettingsDep, SignedInDep, get_engine
+from parent_portal.device_cookie import device_key, set_device_cookie
 from parent_portal.errors import LoginThrottled
 from parent_portal.i18n import translator
 from parent_portal.templating import language_of, render
@@ -68,9 +69,12 @@ def login(
     # Checked in a read of its own: the password hash takes tens of milliseconds, and the
     # request's own transaction holds SQLite's write lock, which tills are waiting for.
     with Session(get_engine(request), expire_on_commit=False) as read:
+        user = get_user_by_email(read, email)
+        # A browser this account has signed in with before is counted on its own
+        # (parent_portal.device_cookie): guesses made elsewhere do not lock it out.
+        device = device_key(request, settings, user.id if user else None)
         retry_at = throttle.locked_until(session=read, email=email, ip=ip, now=now,
-                                         settings=settings)
-        user = None if retry_at is not None else get_user_by_email(read, email)
+                                         settings=settings, device=device)
     if retry_at is not None:
         # Refused before the password is looked at, so a locked account cannot be
         # probed by timing, and guessing costs the attacker nothing but time.
@@ -85,7 +89,7 @@ def login(
     # statement from here on writes first.
     session.rollback()
     if user is None or not verified or not active:
-        throttle.record_failure(session=session, email=email, ip=ip, now=now)
+        throttle.record_failure(session=session, email=email, ip=ip, now=now, device=device)
         audit.record(session, action="login.failure", actor_user_id=user_id,
                      ip=ip, known_account=user is not None)
         session.commit()
@@ -111,7 +115,8 @@ def finish_sign_in(request: Request, *, session: Session, settings: Settings, us
                    factor: str = "password") -> Response:
     """Open a session for a user who has proved who they are; commit and redirect."""
     ip = client_ip(request)
-    throttle.clear_failures(session=session, email=email)
+    throttle.clear_failures(session=session, email=email,
+                            device=device_key(request, settings, user.id))
     # A cookie set before sign-in (perhaps planted by someone else) is never promoted.
     sessions.revoke_by_token(session=session, now=now,
                              token=request.cookies.get(sessions.SESSION_COOKIE, ""))
@@ -123,6 +128,8 @@ def finish_sign_in(request: Request, *, session: Session, settings: Settings, us
     session.commit()
     response = RedirectResponse(safe_next(next_url), status_code=303)
     sessions.set_session_cookie(response, token, settings)
+    assert user.id is not None
+    set_device_cookie(response, settings, user.id)
     return response
 
 

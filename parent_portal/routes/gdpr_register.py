@@ -19,8 +19,10 @@ router = APIRouter()
 def register_page(request: Request, viewer: StaffViewer, session: SessionDep,
                   settings: SettingsDep, clock: ClockDep) -> Response:
     # It says where the data lives (hosts, folders): for the office and admins only.
-    if not school_ids_with(session, viewer.user_id, ENROL_ROLES):
+    schools = school_ids_with(session, viewer.user_id, ENROL_ROLES)
+    if not schools:
         raise Forbidden("the register is for office and admin staff")
-    built = register.build(session, settings, lang=language_of(request), now=clock())
+    built = register.build(session, settings, lang=language_of(request), now=clock(),
+                           school_ids=schools)
     return render(request, "gdpr_register.html", {"register": built,
                                                   "fields": register.FIELDS})

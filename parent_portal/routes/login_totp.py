@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from parent_portal import pending, throttle
 from parent_portal.anonymous_forms import render_form
 from parent_portal.deps import ClockDep, SessionDep, SettingsDep
+from parent_portal.device_cookie import device_key
 from parent_portal.errors import LoginThrottled
 from parent_portal.i18n import translator
 from parent_portal.routes.auth import client_ip, finish_sign_in
@@ -47,8 +48,9 @@ def check_code(request: Request, session: SessionDep, settings: SettingsDep,
     if found is None:
         return _back_to_login(settings)
     waiting, user = found
+    device = device_key(request, settings, user.id)
     retry_at = throttle.locked_until(session=session, email=user.email, ip=ip, now=now,
-                                     settings=settings)
+                                     settings=settings, device=device)
     if retry_at is not None:
         audit.record(session, action="login.throttled", actor_user_id=user.id, ip=ip)
         session.commit()
@@ -59,9 +61,11 @@ def check_code(request: Request, session: SessionDep, settings: SettingsDep,
         accepted = totp.use_recovery_code(session, user.id, code, now)
     else:
         factor = "totp"
-        accepted = totp.use_code(session, user, code, now)
+        accepted = totp.use_code(session, user, code, now,
+                                 secret_key=settings.effective_secret_key())
     if not accepted:
-        throttle.record_failure(session=session, email=user.email, ip=ip, now=now)
+        throttle.record_failure(session=session, email=user.email, ip=ip, now=now,
+                                device=device)
         audit.record(session, action="login.code_failure", actor_user_id=user.id, ip=ip,
                      factor=factor)
         session.commit()

@@ -9,10 +9,10 @@ e-mails go out, past the per-address count the page says to wait.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi import APIRouter, Form, Request
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
@@ -55,7 +55,7 @@ def forgot_form(request: Request, settings: SettingsDep) -> Response:
 
 
 @router.post("/login/forgot")
-def forgot(request: Request, background: BackgroundTasks, session: SessionDep,
+def forgot(request: Request, session: SessionDep,
            settings: SettingsDep, clock: ClockDep, email: FormText = "") -> Response:
     now, ip, limit = clock(), client_ip(request), reset_limit(settings)
     if rate_limit.ip_exhausted(session, limit, ip=ip, now=now):
@@ -70,37 +70,24 @@ def forgot(request: Request, background: BackgroundTasks, session: SessionDep,
         session.commit()
         return _forgot_page(request, settings, sent=True)
     rate_limit.record(session, limit, key=email, ip=ip, now=now)
-    user = get_user_by_email(session, email)
-    if user is None or not user.is_active:
-        audit.record(session, action="password_reset.request", ip=ip, known_account=False)
-    else:
-        _send_link(request, background, session, settings, user, now=now, ip=ip)
-    session.commit()
-    return _forgot_page(request, settings, sent=True)
-
-
-def _send_link(request: Request, background: BackgroundTasks, session: Session,
-               settings: Settings, user: User, *, now: datetime, ip: str) -> None:
-    """Issue a link and have it e-mailed once the page has been answered."""
-    config, base = reset_mail.smtp_of(request), reset_mail.link_base(request, settings)
-    if config is None or base is None:
+    found = get_user_by_email(session, email)
+    user = found if found is not None and found.is_active else None
+    known = user is not None
+    if reset_mail.smtp_of(request) is None or reset_mail.link_base(settings) is None:
         logger.warning("password reset asked for, but no SMTP server or public URL is set")
-        audit.record(session, action="password_reset.request", actor_user_id=user.id,
-                     target_type="user", target_id=user.id or "", ip=ip,
-                     known_account=True, sent=False)
-        return
-    reset, token = password_reset.issue(
-        session, user, now=now, ip=ip,
-        lifetime=timedelta(minutes=settings.password_reset_minutes))
-    assert reset.id is not None
-    lang = user.locale if user.locale in reset_mail.MESSAGES else language_of(request)
-    email = reset_mail.compose(reset_id=reset.id, to=user.email, lang=lang,
-                               link=f"{base}/login/reset/{token}",
-                               minutes=settings.password_reset_minutes)
-    background.add_task(reset_mail.deliver, config, email)
-    audit.record(session, action="password_reset.request", actor_user_id=user.id,
-                 target_type="password_reset", target_id=reset.id, ip=ip,
-                 known_account=True, sent=True)
+        sent = False
+    else:
+        # The same one row either way; the outbox worker mints the link as it sends.
+        session.add(reset_mail.job(user=user, lang=language_of(request), now=now))
+        sent = True
+    audit.record(session, action="password_reset.request",
+                 actor_user_id=user.id if user else None, ip=ip, known_account=known,
+                 sent=sent and known)
+    session.commit()
+    outbox = getattr(request.app.state, "outbox", None)
+    if sent and outbox is not None:
+        outbox.wake()
+    return _forgot_page(request, settings, sent=True)
 
 
 def _reset_page(request: Request, token: str, *, error: str = "",

@@ -1,6 +1,7 @@
 """Pupil photos: the office uploads one (checked by content, shrunk and stripped of every
 piece of metadata by school.photos); the pupil's guardians and the staff of the pupil's
-school see it, nobody else, and no browser or proxy keeps a copy.
+school see it as parent_portal.pupil_fields says (cashiers: on the till screen), nobody
+else, and no browser or proxy keeps a copy.
 
 GET  /photos/pupil/{id}               the photo (JPEG), for guardians and the school's staff
 GET  /staff/pupils/{id}/photo         the upload form, for office and admin staff
@@ -11,6 +12,7 @@ POST /staff/pupils/{id}/photo/delete  remove the photo
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
@@ -26,15 +28,17 @@ from parent_portal.access import (
     staff_school_ids,
 )
 from parent_portal.audit_log import record_now
-from parent_portal.deps import SessionDep, SettingsDep
+from parent_portal.deps import ClockDep, SessionDep, SettingsDep
 from parent_portal.errors import Forbidden
 from parent_portal.i18n import translator
 from parent_portal.money_access import deny
+from parent_portal.pupil_fields import sees_photo
 from parent_portal.routes.auth import client_ip
 from parent_portal.templating import language_of, render
+from parent_portal.tillfeed import day_start
 from school import audit, photos
 from school.errors import NotFound
-from school.models import Pupil
+from school.models import Pupil, School
 from school.people import is_guardian_of
 
 logger = logging.getLogger(__name__)
@@ -50,17 +54,22 @@ def photo_url(pupil_id: int) -> str:
     return f"/photos/pupil/{pupil_id}"
 
 
-def may_see(session: Session, viewer: Viewer, pupil: Pupil) -> bool:
+def may_see(session: Session, viewer: Viewer, pupil: Pupil, now: datetime) -> bool:
+    """Guardians; staff as parent_portal.pupil_fields says (a cashier: a pupil who tapped
+    a till of the school today)."""
     assert pupil.id is not None
-    return (pupil.school_id in staff_school_ids(session, viewer.user_id)
-            or is_guardian_of(session, viewer.user_id, pupil.id, viewer.today))
+    if is_guardian_of(session, viewer.user_id, pupil.id, viewer.today):
+        return True
+    school = session.get(School, pupil.school_id)
+    since = day_start(school.timezone if school else "UTC", now)
+    return sees_photo(session, viewer.user_id, pupil, since)
 
 
 @router.get("/photos/pupil/{pupil_id}")
 def pupil_photo(request: Request, pupil_id: int, viewer: ViewerDep, session: SessionDep,
-                settings: SettingsDep) -> Response:
+                settings: SettingsDep, clock: ClockDep) -> Response:
     pupil = session.get(Pupil, pupil_id)
-    allowed = pupil is not None and may_see(session, viewer, pupil)
+    allowed = pupil is not None and may_see(session, viewer, pupil, clock())
     jpeg = photos.read(settings.data_dir, pupil.photo_path) if pupil and allowed else None
     if jpeg is None:
         if not allowed:

@@ -1,4 +1,5 @@
-"""Staff pages: their school's classes and the pupils in each."""
+"""Staff pages: their school's classes and the pupils in each, as far as their role sees
+them (parent_portal.pupil_fields): office and admins every class, teachers their own."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 from starlette.responses import Response
 
-from parent_portal.access import ENROL_ROLES, StaffViewer, school_ids_with, staff_school_ids
+from parent_portal.access import ENROL_ROLES, StaffViewer, school_ids_with
 from parent_portal.audit_log import record_now
 from parent_portal.deps import SessionDep
-from parent_portal.money_access import money_roles, money_schools
+from parent_portal.money_access import money_schools
+from parent_portal.pupil_fields import PupilField, room_fields, visible_rooms
 from parent_portal.routes.auth import client_ip
 from parent_portal.templating import render
 from school.errors import NotFound
@@ -36,7 +38,8 @@ def pupil_counts(session: Session, classroom_ids: list[int]) -> dict[int, int]:
 @router.get("/staff")
 def staff_home(request: Request, viewer: StaffViewer, session: SessionDep) -> Response:
     schools = [
-        (school, list(classrooms_of(session, school.id)))
+        (school, visible_rooms(session, viewer.user_id, school,
+                               classrooms_of(session, school.id)))
         for school in staff_schools(session, viewer.user_id)
         if school.id is not None
     ]
@@ -54,8 +57,10 @@ def staff_class(
     request: Request, classroom_id: int, viewer: StaffViewer, session: SessionDep
 ) -> Response:
     room = session.get(Classroom, classroom_id)
-    if room is None or room.school_id not in staff_school_ids(session, viewer.user_id):
-        # Another school's class answers like a missing one.
+    fields = room_fields(session, viewer.user_id, room) if room else frozenset()
+    if room is None or not fields:
+        # Another school's class, or one the viewer does not teach, answers like a
+        # missing one.
         record_now(
             request,
             action="access.denied",
@@ -69,5 +74,5 @@ def staff_class(
         raise NotFound("no such class")
     return render(request, "staff_class.html", {
         "room": room, "pupils": list(pupils_in(session, classroom_id)),
-        "money": bool(money_roles(session, viewer.user_id, room.school_id)),
+        "money": PupilField.MONEY in fields, "tariff": PupilField.TARIFF in fields,
     })

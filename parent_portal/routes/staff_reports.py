@@ -12,9 +12,10 @@ from starlette.responses import Response
 from cardpay import history, reports
 from cardpay.models import Account
 from cardpay.report_csv import day_csv, meals_csv, statement_csv
-from parent_portal.access import StaffViewer
+from parent_portal.access import ENROL_ROLES, StaffViewer, school_ids_with
 from parent_portal.chart import bar_chart
 from parent_portal.deps import ClockDep, SessionDep
+from parent_portal.errors import Forbidden
 from parent_portal.money_access import money_schools, staff_pupil, staff_school
 from parent_portal.money_view import Formats
 from parent_portal.routes.parent import classroom_names
@@ -68,6 +69,7 @@ def reports_home(request: Request, viewer: StaffViewer, session: SessionDep,
         "school": chosen, "schools": money_schools(session, viewer.user_id), "fmt": fmt,
         "today": today, "month_start": today.replace(day=1),
         "chart": _chart(session, chosen, fmt, today), "weeks": CHART_WEEKS,
+        "meals_report": chosen.id in school_ids_with(session, viewer.user_id, ENROL_ROLES),
         "summary": reports.day_report(session, school_id=chosen.id or 0,
                                       timezone=chosen.timezone, day=today),
     })
@@ -78,6 +80,9 @@ def meals_report(request: Request, viewer: StaffViewer, session: SessionDep, clo
                  school: int | None = None, first: str | None = None,
                  last: str | None = None, format: str = "html") -> Response:
     chosen = staff_school(request, session, viewer, school)
+    if chosen.id not in school_ids_with(session, viewer.user_id, ENROL_ROLES):
+        # Meals by class and tariff band: the bands are for office and admins only.
+        raise Forbidden("the meals report is for office and admin staff")
     fmt = Formats.of(request, chosen)
     start, end = _range(first, last, fmt.today(clock()))
     rows = reports.meals_by_class(session, school_id=chosen.id or 0, timezone=chosen.timezone,
@@ -103,6 +108,8 @@ def day_report(request: Request, viewer: StaffViewer, session: SessionDep, clock
         return csv_response(day_csv(report), f"day-{which}.csv")
     return render(request, "report_day.html", {
         "school": chosen, "fmt": fmt, "report": report,
+        # The receipts name pupils: for office and admins (a cashier counts the drawer).
+        "receipts_named": chosen.id in school_ids_with(session, viewer.user_id, ENROL_ROLES),
         "topups": {kind.value: totals for kind, totals in report.topups.items()},
     })
 

@@ -2,12 +2,14 @@
 
 GET /till                   the tills of the schools where the user may work one
 GET /till/{id}              the screen (static/till.js draws the verdicts)
-GET /till/{id}/events       text/event-stream of verdicts, newest tap first sent last
+GET /till/{id}/events       text/event-stream of today's verdicts, newest tap sent last
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -17,7 +19,7 @@ from starlette.responses import Response, StreamingResponse
 
 from parent_portal import tillfeed
 from parent_portal.access import TILL_ROLES, StaffViewer, Viewer, school_ids_with
-from parent_portal.deps import SessionDep
+from parent_portal.deps import ClockDep, SessionDep
 from parent_portal.routes.auth import client_ip
 from parent_portal.templating import render
 from school import audit
@@ -60,14 +62,22 @@ def get_till(device_id: int, request: Request, viewer: StaffViewer, session: Ses
 TillDep = Annotated[Device, Depends(get_till)]
 
 
-def get_streamed_till(device: TillDep, session: SessionDep) -> Device:
+@dataclass(frozen=True)
+class StreamedTill:
+    device: Device
+    since: datetime  # today's midnight where the till's school is
+
+
+def get_streamed_till(device: TillDep, session: SessionDep, clock: ClockDep) -> StreamedTill:
+    school = session.get(School, device.school_id)
+    since = tillfeed.day_start(school.timezone if school else "UTC", clock())
     # A stream runs for minutes: hold no database connection (or SQLite read snapshot)
     # meanwhile; the feed opens its own for each poll.
     session.close()
-    return device
+    return StreamedTill(device, since)
 
 
-StreamedTillDep = Annotated[Device, Depends(get_streamed_till)]
+StreamedTillDep = Annotated[StreamedTill, Depends(get_streamed_till)]
 
 
 @router.get("/till")
@@ -102,19 +112,20 @@ def till_screen(request: Request, device: TillDep, session: SessionDep) -> Respo
 @router.get("/till/{device_id}/events")
 def till_events(
     request: Request,
-    device: StreamedTillDep,
+    till: StreamedTillDep,
     after: int | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Verdicts after tap row `after` (or the browser's Last-Event-ID when it reconnects);
-    with neither, from now on."""
+    with neither, from now on. Never earlier than today (`after=0` is today's taps)."""
+    device = till.device
     start = tillfeed.FROM_NOW if after is None else after
     if last_event_id and last_event_id.isdigit():
         start = int(last_event_id)
     assert device.id is not None
     engine = cast(Engine, request.app.state.engine)
     return StreamingResponse(
-        tillfeed.stream(engine, device.id, start),
+        tillfeed.stream(engine, device.id, start, since=till.since),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -21,8 +21,8 @@ from sqlmodel import Session, col, func, select
 from cardpay.models import Tap
 from moulin.demo_data import DEMO_PASSWORD
 from school.db import make_engine
-from school.models import Classroom, Pupil, Role, RoleGrant, User
-from school.people import children_of
+from school.models import Classroom, Pupil, Role, RoleGrant, School, User
+from school.people import children_of, create_user, grant_role
 
 
 def _free_port() -> int:
@@ -212,6 +212,30 @@ def test_a_demo_card_tapped_from_the_demo_page_reaches_the_till(demo: tuple[str,
             found = list(session.exec(select(Tap).where(col(Tap.id) > before)).all())
     engine.dispose()
     assert [(t.accepted, t.reason) for t in found] == [(True, "ok")]
+
+
+def test_another_schools_staff_get_no_demo_taps(demo: tuple[str, Path]) -> None:
+    base, data = demo
+    engine = make_engine(f"sqlite:///{data / 'moulin.db'}")
+    with Session(engine) as session:
+        other = School(slug="autre", name="Autre école")
+        session.add(other)
+        session.flush()
+        user = create_user(session=session, email="cashier@autre.example",
+                           password=DEMO_PASSWORD)
+        grant_role(session=session, user=user, school=other, role=Role.CASHIER)
+        session.commit()
+    engine.dispose()
+    client = _login(base, "cashier@autre.example")
+    try:
+        assert client.get("/demo/tap").status_code == 404
+        page = client.get("/account/sessions")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        refused = client.post("/demo/tap", data={"key": "card-3", "csrf_token": token.group(1)})
+        assert refused.status_code == 404
+    finally:
+        client.close()
 
 
 def _local_hour() -> int:

@@ -52,6 +52,9 @@ class Caller:
     client: httpx.Client
     csrf: str
     forbidden_names: set[str]
+    # Field values this caller's role must never be shown (a tariff band, see
+    # docs/accounts.md).
+    forbidden_fields: set[str] = field(default_factory=set)
 
     def records_of_own(self, rule: ra.Rule) -> bool:
         """Whether the rule gives this caller records of their own (not just pages about

@@ -76,6 +76,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/login/reset/{token}"): rule(PUBLIC),
     ("GET", "/welcome/{token}"): rule(PUBLIC, ok=400, why="a made-up token"),
     ("POST", "/welcome/{token}"): rule(PUBLIC),
+    # Roles offered to an existing account: only its holder, signed in, with the link.
+    ("GET", "/staff/offers/{token}"): rule(SIGNED_IN, ok=404, why="a made-up token"),
+    ("POST", "/staff/offers/{token}"): rule(SIGNED_IN, why="a made-up token: 404"),
     ("GET", "/"): rule(SIGNED_IN, ok=303, why="redirects to the user's home page"),
     ("GET", "/parent"): rule(SIGNED_IN),
     ("GET", "/parent/cameras"): rule(SIGNED_IN),
@@ -83,19 +86,24 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/till"): rule(STAFF, why="lists the tills of the schools where one may work"),
     ("GET", "/demo/tap"): rule(STAFF, ok=404, why="exists only in `moulin demo`"),
     ("POST", "/demo/tap"): rule(STAFF, ok=404, why="exists only in `moulin demo`"),
-    ("GET", "/photos/pupil/{pupil_id}"): rule(PARENT, STAFF),
+    # What each role sees of a pupil (docs/accounts.md): teachers their own classes, the
+    # office and admins the school; a cashier only on the till screen, at a tap.
+    ("GET", "/photos/pupil/{pupil_id}"): rule(PARENT, OFFICE_ADMIN, TEACHER,
+                                              teacher_rooms=True),
+    ("GET", "/staff/classes/{classroom_id}"): rule(OFFICE_ADMIN, TEACHER, teacher_rooms=True),
     ("GET", "/cameras/{camera_id}/on-air"): rule(
         OFFICE_ADMIN, TEACHER, teacher_rooms=True,
         why="who may see a room's viewer count; or the room's screen with a node's token"),
     ("GET", "/cameras/{camera_id}/on-air/pair"): rule(PUBLIC, why="a wall screen's setup"),
     ("POST", "/cameras/{camera_id}/on-air/pair"): rule(
         PUBLIC, ok=404, why="needs a camera-node token of the camera's school (test_on_air)"),
-    # Money: cashiers see, the office moves it.
-    ("GET", "/staff/pupils/{pupil_id}/money"): rule(MONEY),
-    ("GET", "/staff/pupils/{pupil_id}/statement"): rule(MONEY),
-    ("GET", "/staff/receipts/{receipt_id}"): rule(MONEY),
+    # Money: a pupil's account is for the office (a cashier sees a balance at a tap); the
+    # day's takings are for cashiers too; meals by tariff band are not.
+    ("GET", "/staff/pupils/{pupil_id}/money"): rule(OFFICE_ADMIN),
+    ("GET", "/staff/pupils/{pupil_id}/statement"): rule(OFFICE_ADMIN),
+    ("GET", "/staff/receipts/{receipt_id}"): rule(OFFICE_ADMIN),
     ("GET", "/staff/reports"): rule(MONEY),
-    ("GET", "/staff/reports/meals"): rule(MONEY),
+    ("GET", "/staff/reports/meals"): rule(OFFICE_ADMIN),
     ("GET", "/staff/reports/day"): rule(MONEY),
     ("POST", "/staff/pupils/{pupil_id}/topup"): rule(OFFICE_ADMIN),
     ("POST", "/staff/pupils/{pupil_id}/refund"): rule(OFFICE_ADMIN),

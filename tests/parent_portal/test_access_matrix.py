@@ -59,8 +59,11 @@ NOT_DATA = frozenset({"audit_event", "web_session", "login_failure", "device_aut
 pytestmark = pytest.mark.timeout(300)
 
 # The callers. Parents are families 0 and 1 of the first school; staff hold one role there.
+# The other school's admin tries its own school's pages on the first school's parents
+# (the matrix's 'mixed' attempts: their school, a parent of the other).
+OTHER_ADMIN = "other school's admin"
 IDENTITIES = ["anonymous", "till", ra.TEACHER, ra.CASHIER, ra.OFFICE, ra.ADMIN,
-              "parent 0", "parent 1"]
+              "parent 0", "parent 1", OTHER_ADMIN]
 
 
 @dataclass
@@ -80,6 +83,7 @@ def _caller(name: str, ground: Ground, base_url: str) -> Caller:
     signed_in = False
     own, foreign, room_foreign = Choice(0, 0, 0), [Choice(1, 0, 0)], None
     forbidden = everyone
+    fields: set[str] = set()
     if name == "anonymous":
         client.cookies.set(CSRF_COOKIE, csrf)
     elif name == "till":
@@ -89,7 +93,13 @@ def _caller(name: str, ground: Ground, base_url: str) -> Caller:
         forbidden = everyone - alpha_names
     else:
         signed_in = True
-        if name.startswith("parent"):
+        if name == OTHER_ADMIN:
+            beta = ground.world.campuses[1]
+            user = beta.staff[Role.ADMIN]
+            roles = frozenset({ra.ADMIN})
+            own, foreign = Choice(1, 0, 0), [Choice(0, 0, 0), Choice(0, 1, 1)]
+            forbidden = everyone - {n for f in beta.families for n in f.names()}
+        elif name.startswith("parent"):
             family = int(name.split()[1])
             user = alpha.families[family].parent
             roles = frozenset({ra.PARENT})
@@ -100,12 +110,27 @@ def _caller(name: str, ground: Ground, base_url: str) -> Caller:
             user = alpha.staff[Role(name)]
             roles = frozenset({name})
             room_foreign = Choice(0, 1, 1)
-            forbidden = everyone - alpha_names
+            forbidden = everyone - _seen_by(name, alpha)
+            if name in (ra.TEACHER, ra.CASHIER):
+                fields = {world.TARIFF_BAND}
         with Session(ground.engine, expire_on_commit=False) as session:
             cookies, csrf = world.session_cookie(session, user, ground.settings,
                                                  ground.clock())
         client.cookies.update(cookies)
-    return Caller(name, roles, signed_in, own, foreign, room_foreign, client, csrf, forbidden)
+    return Caller(name, roles, signed_in, own, foreign, room_foreign, client, csrf, forbidden,
+                  fields)
+
+
+def _seen_by(role: str, alpha: world.Campus) -> set[str]:
+    """The names a staff role may see in its school (docs/accounts.md): office and admins
+    every family's; a teacher the pupils of their own class; a cashier nobody's, outside
+    the till screen (the world has no taps)."""
+    if role == ra.TEACHER:
+        return {n for f in alpha.families for p in f.pupils
+                if p.classroom_id == alpha.teacher_room for n in (p.first_name, p.last_name)}
+    if role == ra.CASHIER:
+        return set()
+    return {n for f in alpha.families for n in f.names()}
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +193,9 @@ def _check(matrix: Matrix, report: Report, caller: Caller, method: str, route: R
         leaked = sorted(n for n in caller.forbidden_names if n in text)
         if leaked:
             report.add(f"{where}: shows {leaked}, which {caller.name} must not see")
+        fields = sorted(v for v in caller.forbidden_fields if v in text)
+        if fields:
+            report.add(f"{where}: shows {fields}, a field {caller.name} must not see")
         unescaped = [x for x in world.XSS if x in text] if kind.startswith("text/html") else []
         if unescaped:
             report.add(f"{where}: renders {unescaped} unescaped")

@@ -201,16 +201,89 @@ def test_a_bad_add_form_changes_nothing(client: TestClient, session: Session,
     assert session.exec(select(OutboxEmail)).all() == []
 
 
-def test_adding_an_existing_account_grants_the_roles_without_an_invitation(
+def test_adding_an_existing_member_grants_the_roles_without_an_invitation(
     client: TestClient, session: Session, small_school: SmallSchool
 ) -> None:
     signed_in(client, "admin@example.org")
-    response = add(client, small_school, email="parent@example.org", roles=["teacher"])
+    response = add(client, small_school, email="cashier@example.org", roles=["teacher"])
     assert response.status_code == 200
     assert "avait déjà un compte" in unescape(response.text)
     assert LINK.search(response.text) is None
-    assert roles_of(session, "parent@example.org", small_school.school.id) == {"teacher"}
+    assert roles_of(session, "cashier@example.org", small_school.school.id) == {
+        "cashier", "teacher"}
     assert audit_rows(session, "user.invite") == []
+
+
+def _other_school_admin(session: Session) -> tuple[object, User]:
+    other = factories.school(session, "autre", "École du Lac")
+    head = factories.user(session, "head@lac.example.org", name="Directrice du Lac")
+    grant_role(session=session, user=head, school=other, role=Role.ADMIN)
+    session.commit()
+    return other, head
+
+
+def _shown(page: str) -> str:
+    """The page as the admin reads it, without what differs between any two answers."""
+    text = re.sub(r'name="csrf_token" value="[^"]+"', "", page)
+    return re.sub(r'<code class="secret" id="invite-link">[^<]*</code>', "", text)
+
+
+def _deactivate(client: TestClient, users: str, user_id: int | None) -> Response:
+    token = csrf_from(client.get(users).text)
+    return client.post(f"{users}/{user_id}/deactivate", data={"csrf_token": token})
+
+
+def test_another_schools_admin_learns_nothing_about_an_existing_address(
+    client: TestClient, session: Session, small_school: SmallSchool
+) -> None:
+    """The review's case: school 2's admin invited a school-1 parent as cashier, saw her
+    name, and could then lock her out."""
+    other, _ = _other_school_admin(session)
+    signed_in(client, "head@lac.example.org")
+    url = f"/admin/schools/{other.id}/users"  # type: ignore[attr-defined]
+    fields = {**hidden_fields(client.get(url).text, url), "full_name": "Quelqu'un",
+              "roles": ["cashier"]}
+    existing = client.post(url, data={**fields, "email": "parent@example.org"})
+    unknown = client.post(url, data={**fields, "email": "nobody@example.org"})
+    assert existing.status_code == unknown.status_code == 200
+    assert "Anne Martin" not in existing.text  # her real name
+    assert _shown(existing.text).replace("parent@example.org", "X") == \
+        _shown(unknown.text).replace("nobody@example.org", "X")
+    # Nothing changed on her account: no role, no member row for the admin to act on.
+    session.rollback()
+    assert roles_of(session, "parent@example.org", other.id) == set()  # type: ignore[attr-defined]
+    assert "parent@example.org" not in client.get(url).text
+    parent_id = small_school.parent.id
+    assert _deactivate(client, url, parent_id).status_code == 404
+    session.rollback()
+    assert session.get(User, parent_id).is_active is True  # type: ignore[union-attr]
+
+    # She gets an e-mail, and accepts the role herself, signed in.
+    mail = session.exec(select(OutboxEmail).where(
+        OutboxEmail.to_address == "parent@example.org")).one()
+    path = re.search(r"/staff/offers/[A-Za-z0-9_-]+", mail.body)
+    assert path is not None
+    client.cookies.clear()
+    assert client.get(path.group(0)).status_code == 303  # to the sign-in page
+    signed_in(client, "other@example.org")
+    assert client.get(path.group(0)).status_code == 404  # not hers
+    client.cookies.clear()
+    signed_in(client, "parent@example.org")
+    offer = client.get(path.group(0))
+    assert offer.status_code == 200
+    assert "École du Lac" in unescape(offer.text)
+    assert submit(client, path.group(0), path.group(0)).status_code == 200
+    session.rollback()
+    assert roles_of(session, "parent@example.org", other.id) == {"cashier"}  # type: ignore[attr-defined]
+    assert client.get(path.group(0)).status_code == 404  # used
+
+    # Now a cashier of school 2, she is still a parent of school 1: not theirs to lock out.
+    client.cookies.clear()
+    signed_in(client, "head@lac.example.org")
+    refused = _deactivate(client, url, parent_id)
+    assert refused.status_code == 409
+    session.rollback()
+    assert session.get(User, parent_id).is_active is True  # type: ignore[union-attr]
 
 
 def test_granting_and_revoking_roles_is_audited_with_before_and_after(

@@ -6,14 +6,19 @@ and signs in with a code."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
 from playwright.sync_api import Page
+from sqlalchemy.engine import Engine
 
+from parent_portal.app import create_app
 from school.settings import Settings
 from tests.conftest import FakeClock
+from tests.factories import SmallSchool
+from tests.live import serving
 from tests.parent_portal.test_browser import (  # noqa: F401 - fixtures used by name
     SCREENSHOTS,
     browser,
@@ -37,10 +42,19 @@ def settings(tmp_path: Path, smtp: Inbox) -> Settings:
                     smtp_host=smtp.host, smtp_port=smtp.port, require_totp_for_staff=True)
 
 
+@pytest.fixture
+def mailing_server(settings: Settings, engine: Engine, clock: FakeClock,
+                   small_school: SmallSchool) -> Iterator[str]:
+    """The portal with its start-up run, so that its outbox worker sends the e-mails."""
+    with serving(create_app(settings, engine, clock=clock), lifespan=True) as base:
+        yield base
+
+
 def test_a_parent_resets_a_forgotten_password_by_email(
-    live_server: str, page: Page, smtp: Inbox  # noqa: F811
+    mailing_server: str, page: Page, smtp: Inbox  # noqa: F811
 ) -> None:
-    page.goto(f"{live_server}/login")
+    base = mailing_server
+    page.goto(f"{base}/login")
     page.get_by_role("link", name="Mot de passe oublié ?").click()
     page.get_by_label("Adresse e-mail").fill("parent@example.org")
     page.get_by_role("button", name="Recevoir le lien").click()
@@ -52,7 +66,7 @@ def test_a_parent_resets_a_forgotten_password_by_email(
     assert recipients == ["parent@example.org"]
     match = LINK.search(message.get_content())
     assert match, message.get_content()
-    page.goto(live_server + match.group(1))
+    page.goto(base + match.group(1))
     assert page.get_by_role("heading", level=1).inner_text() == "Choisir un nouveau mot de passe"
     # 'motdepasse' is long enough, and one of the most used passwords in France.
     page.get_by_label("Nouveau mot de passe", exact=True).fill("motdepasse")
@@ -67,11 +81,11 @@ def test_a_parent_resets_a_forgotten_password_by_email(
     page.screenshot(path=str(SCREENSHOTS / "password-reset.png"), full_page=True)
     page.get_by_role("button", name="Enregistrer le mot de passe").click()
     page.wait_for_load_state()
-    assert page.url == f"{live_server}/login?done=reset"
+    assert page.url == f"{base}/login?done=reset"
     assert page.get_by_role("status").inner_text().startswith("Votre mot de passe a été changé")
 
-    sign_in(page, live_server, "parent@example.org", NEW_PASSWORD)
-    assert page.url == f"{live_server}/parent"
+    sign_in(page, base, "parent@example.org", NEW_PASSWORD)
+    assert page.url == f"{base}/parent"
 
 
 def test_office_staff_set_up_two_step_verification_and_sign_in_with_it(

@@ -57,3 +57,16 @@ def test_the_page_follows_the_settings(
     assert "Viewing log: 30 days" in page
     assert "then 730 days" in page
     assert "1 camera(s)" in page
+
+
+def test_a_schools_office_reads_its_own_school_only(
+    client: TestClient, session: Session, small_school: SmallSchool
+) -> None:
+    from tests import factories
+
+    factories.school(session, slug="autre", name="Collège des Tilleuls")
+    session.commit()
+    signed_in(client, "office@example.org")
+    page = html.unescape(client.get("/staff/gdpr/register").text)
+    assert "École des Moulins" in page
+    assert "Collège des Tilleuls" not in page

@@ -7,7 +7,7 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from school.models import AuditEvent, Guardianship, Role
+from school.models import AuditEvent, ClassroomStaff, Guardianship, Role
 from school.people import grant_role
 from tests import factories
 from tests.factories import SmallSchool
@@ -93,26 +93,53 @@ def test_home_sends_each_user_to_their_page(client: TestClient, small_school: Sm
     assert client.get("/").headers["location"] == "/staff"
 
 
-def test_staff_see_their_schools_classes_with_counts(client: TestClient,
-                                                     small_school: SmallSchool) -> None:
-    for email in ("teacher@example.org", "cashier@example.org", "office@example.org",
-                  "admin@example.org"):
+def _teach(session: Session, school: SmallSchool, room: int = 0) -> None:
+    """Make the school's teacher the teacher of `rooms[room]` (CP by default)."""
+    session.add(ClassroomStaff(classroom_id=school.rooms[room].id or 0,
+                               user_id=school.teacher.id or 0))
+    school.pupils[0].tariff_band = "QF2"
+    session.add(school.pupils[0])
+    session.commit()
+
+
+def test_staff_see_the_classes_their_role_lists(client: TestClient, session: Session,
+                                                small_school: SmallSchool) -> None:
+    """Office and admins every class; a teacher their own; a cashier none (docs/accounts.md)."""
+    _teach(session, small_school)
+    expected = {"teacher@example.org": [("CP", "2")], "cashier@example.org": [],
+                "office@example.org": [("CE1", "1"), ("CP", "2")],
+                "admin@example.org": [("CE1", "1"), ("CP", "2")]}
+    for email, rows in expected.items():
         client.cookies.clear()
         page = signed_in(client, email).get("/staff")
         assert page.status_code == 200, email
-        rows = re.findall(r'<a href="/staff/classes/\d+">([^<]+)</a></td>\s*'
-                          r'<td class="num">(\d+)</td>', page.text)
-        assert rows == [("CE1", "1"), ("CP", "2")]
+        assert re.findall(r'<a href="/staff/classes/\d+">([^<]+)</a></td>\s*'
+                          r'<td class="num">(\d+)</td>', page.text) == rows, email
 
 
-def test_staff_class_page_lists_its_pupils(client: TestClient, small_school: SmallSchool) -> None:
-    cp = small_school.rooms[0]
-    page = signed_in(client, "cashier@example.org").get(f"/staff/classes/{cp.id}")
+def test_a_class_list_shows_each_role_its_fields(client: TestClient, session: Session,
+                                                  small_school: SmallSchool) -> None:
+    _teach(session, small_school)
+    cp, ce1 = small_school.rooms
+    page = signed_in(client, "office@example.org").get(f"/staff/classes/{cp.id}")
     assert page.status_code == 200
-    assert "Bernard Hugo" in page.text
-    assert "Martin Léa" in page.text
-    assert "arachide" in page.text
+    for shown in ("Bernard Hugo", "Martin Léa", "arachide", "QF2"):
+        assert shown in page.text
     assert "Jules" not in page.text
+    client.cookies.clear()
+    signed_in(client, "teacher@example.org")
+    page = client.get(f"/staff/classes/{cp.id}")
+    assert page.status_code == 200
+    assert "Martin Léa" in page.text
+    assert "arachide" in page.text  # allergies: the teacher looks after the class
+    assert "QF2" not in page.text  # the tariff band: a proxy for the family's income
+    assert f"/staff/pupils/{small_school.pupils[0].id}/money" not in page.text
+    assert client.get(f"/staff/classes/{ce1.id}").status_code == 404  # not their class
+    client.cookies.clear()
+    signed_in(client, "cashier@example.org")
+    assert client.get(f"/staff/classes/{cp.id}").status_code == 404
+    assert client.get(f"/staff/pupils/{small_school.pupils[0].id}/statement").status_code == 404
+    assert client.get(f"/staff/pupils/{small_school.pupils[0].id}/money").status_code == 404
 
 
 def test_staff_who_are_parents_get_a_link_to_their_children(

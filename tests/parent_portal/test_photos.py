@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from school import photos
 from school.devices import add_device
-from school.models import AuditEvent, DeviceKind, Pupil, Role
+from school.models import AuditEvent, ClassroomStaff, DeviceKind, Pupil, Role, User
 from school.people import grant_role
 from school.settings import Settings
 from tests import factories
@@ -164,9 +164,14 @@ def test_only_guardians_and_the_schools_staff_see_a_photo(
     grant_role(session=session, user=head, school=other, role=Role.ADMIN)
     session.commit()
 
-    expected = {"parent@example.org": 200, "teacher@example.org": 200,
-                "cashier@example.org": 200, "other@example.org": 404,
-                "head@autre.example.org": 404}
+    # The teacher teaches CE1, not Léa's CP; a cashier sees a photo only at a tap (below).
+    session.add(ClassroomStaff(classroom_id=lea.classroom_id + 1 if lea.classroom_id else 0,
+                               user_id=session.exec(select(User.id).where(
+                                   User.email == "teacher@example.org")).one()))
+    session.commit()
+    expected = {"parent@example.org": 200, "office@example.org": 200,
+                "teacher@example.org": 404, "cashier@example.org": 404,
+                "other@example.org": 404, "head@autre.example.org": 404}
     for email, status in expected.items():
         client.cookies.clear()
         signed_in(client, email)
@@ -177,7 +182,7 @@ def test_only_guardians_and_the_schools_staff_see_a_photo(
     assert anonymous.headers["location"].startswith("/login?")
     session.rollback()
     denied = session.exec(select(AuditEvent).where(AuditEvent.action == "access.denied")).all()
-    assert sorted(e.detail["page"] for e in denied) == ["photo", "photo"]
+    assert sorted(e.detail["page"] for e in denied) == ["photo"] * 4
 
 
 def test_only_office_and_admin_of_the_school_change_photos(
@@ -224,10 +229,13 @@ def test_the_till_verdict_points_at_the_served_photo(
     client: TestClient, lea: Pupil, session: Session, small_school: SmallSchool,
     clock: FakeClock,
 ) -> None:
+    """A cashier sees the photo of a pupil who tapped today, on the till screen, and no
+    other pupil's; tomorrow not even that one's."""
     from cardpay import cards
     from cardpay.models import CardKind
 
     signed_in(client, "office@example.org")
+    assert upload(client, small_school.pupils[1].id or 0, jpeg()).status_code == 303
     assert upload(client, lea.id or 0, jpeg()).status_code == 303
     session.rollback()
     cards.issue_card(session=session, pupil=lea, uid="A1B2C3D4", kind=CardKind.UID)
@@ -243,3 +251,8 @@ def test_the_till_verdict_points_at_the_served_photo(
     client.cookies.clear()
     signed_in(client, "cashier@example.org")
     assert client.get(verdict["pupil"]["photo_url"]).status_code == 200
+    assert client.get(f"/photos/pupil/{small_school.pupils[1].id}").status_code == 404
+    clock.advance(days=1)
+    client.cookies.clear()
+    signed_in(client, "cashier@example.org")
+    assert client.get(verdict["pupil"]["photo_url"]).status_code == 404

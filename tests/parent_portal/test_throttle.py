@@ -99,3 +99,57 @@ def test_text_that_is_not_an_email_is_not_stored(
     fail(client, "MySecretPassw0rd", 1)
     stored = session.exec(select(LoginFailure)).one().email
     assert "mysecretpassw0rd" not in stored.lower()
+
+
+def _browser(app, ip: str, known: TestClient | None = None) -> TestClient:  # type: ignore[no-untyped-def]
+    """A browser at `ip`; with `known`, holding that browser's device cookie (only)."""
+    browser = TestClient(app, follow_redirects=False, client=(ip, 50000))
+    if known is not None:
+        browser.cookies.set("moulin_device", known.cookies["moulin_device"])
+    return browser
+
+
+def test_an_attackers_guesses_do_not_lock_the_owner_out(
+    app, small_school: SmallSchool, settings, clock: FakeClock  # type: ignore[no-untyped-def]
+) -> None:
+    """The review's case: wrong passwords from one address gave the owner, elsewhere and
+    with the right password, a 429. Two browsers: the attacker's and the owner's."""
+    owner_laptop = _browser(app, "192.0.2.10")
+    assert login(owner_laptop, "parent@example.org").status_code == 303  # a known device
+    attacker = _browser(app, "198.51.100.66")
+    fail(attacker, "parent@example.org", settings.login_max_failures)
+    assert login(attacker, "parent@example.org").status_code == 429  # slowed: the guesser
+    # The owner at another address, on a browser never used before, signs in fine.
+    phone = _browser(app, "203.0.113.5")
+    assert login(phone, "parent@example.org").status_code == 303
+    # The owner's known browser, even behind the attacker's own address (a shared NAT).
+    same_nat = _browser(app, "198.51.100.66", known=owner_laptop)
+    assert login(same_nat, "parent@example.org").status_code == 303
+
+
+def test_guesses_from_many_addresses_hold_back_strangers_but_not_known_devices(
+    app, small_school: SmallSchool, settings, clock: FakeClock  # type: ignore[no-untyped-def]
+) -> None:
+    owner = _browser(app, "192.0.2.10")
+    assert login(owner, "parent@example.org").status_code == 303
+    per_address = settings.login_max_failures
+    for n in range(settings.login_max_failures_per_account // per_address):
+        fail(_browser(app, f"198.51.100.{n + 1}"), "parent@example.org", per_address)
+    assert login(_browser(app, "203.0.113.5"), "parent@example.org").status_code == 429
+    assert login(_browser(app, "192.0.2.10", known=owner),
+                 "parent@example.org").status_code == 303
+
+
+def test_a_known_device_is_locked_by_its_own_failures_only(
+    app, small_school: SmallSchool, settings, clock: FakeClock  # type: ignore[no-untyped-def]
+) -> None:
+    owner = _browser(app, "192.0.2.10")
+    assert login(owner, "parent@example.org").status_code == 303
+    stolen = _browser(app, "198.51.100.66", known=owner)
+    fail(stolen, "parent@example.org", settings.login_max_failures)
+    assert login(stolen, "parent@example.org").status_code == 429
+    # A forged cookie (another account's id, or a bad signature) is a stranger's.
+    forged = _browser(app, "198.51.100.67")
+    user_id, nonce, mac = owner.cookies["moulin_device"].split(".")
+    forged.cookies.set("moulin_device", f"{user_id}.{nonce}.{'0' * len(mac)}")
+    assert login(forged, "parent@example.org").status_code == 303

@@ -222,6 +222,30 @@ def test_the_feed_sends_nothing_older_than_asked(
 ) -> None:
     from parent_portal import tillfeed
 
-    assert tillfeed.new_events(engine, tills[0].id or 0, 0) == []
+    since = tillfeed.day_start("Europe/Paris", FakeClock()())
+    assert tillfeed.new_events(engine, tills[0].id or 0, 0, since) == []
     assert tillfeed.last_tap_id(session, tills[0].id or 0) == 0
     assert timedelta(seconds=tillfeed.STREAM_SECONDS) > timedelta(minutes=1)
+
+
+def test_a_cashier_replays_today_only(
+    live: LiveServer, client: TestClient, session: Session, small_school: SmallSchool,
+    tills: tuple[Device, str, Device, str], clock: FakeClock,
+) -> None:
+    """`after=0` once replayed the till's whole history (names, allergies, balances)."""
+    till, token, _office, _ = tills
+    cards.issue_card(session=session, pupil=small_school.pupils[0], uid="A1B2C3D4",
+                     kind=CardKind.UID)
+    session.commit()
+    clock.advance(days=-1)
+    post_tap(client, token, clock, uid="A1B2C3D4")  # yesterday: Léa
+    clock.advance(days=1, hours=-11, minutes=-15)  # 00:15 today in Paris: 23:15 UTC
+    post_tap(client, token, clock, uid="DEADBEEF")  # today, an unknown card
+    clock.advance(hours=11, minutes=15)
+    cashier = signed_in_http(live.url, "cashier@example.org")
+    with cashier.stream("GET", f"/till/{till.id}/events?after=0") as stream:
+        post_tap(client, token, clock, uid="A1B2C3D4")
+        first, second = read_events(stream, 2)
+    cashier.close()
+    assert (first["reason"], first["pupil"]) == ("unknown_card", None)
+    assert second["pupil"]["name"] == "Léa Martin"  # type: ignore[index]

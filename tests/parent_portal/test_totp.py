@@ -287,3 +287,17 @@ def test_sign_out_stays_possible_before_enrolling(
         assert response.status_code == 303
         assert response.headers["location"] == "/login"
         assert client.get("/account/totp").status_code == 303
+
+
+def test_the_secret_is_stored_sealed_with_the_secret_key(
+    parent_with_totp: tuple[str, list[str]], session: Session, settings: Settings,
+) -> None:
+    """A copied database or backup hands out no second factor."""
+    from school import totp
+
+    secret, _ = parent_with_totp
+    stored = session.exec(select(User.totp_secret).where(
+        User.email == "parent@example.org")).one()
+    assert stored is not None
+    assert secret not in stored
+    assert totp.open_secret(stored, settings.effective_secret_key()) == secret

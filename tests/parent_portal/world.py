@@ -45,6 +45,9 @@ from webcam.models import BroadcastSlot, Camera, CameraConsent
 STAFF = (Role.TEACHER, Role.CASHIER, Role.OFFICE, Role.ADMIN)
 # Typed by someone into a pupil's record and a room's name: every page must escape them.
 XSS = ('<script>alert("allergy")</script>', '<img src=x onerror=alert("room")>')
+# Every pupil's tariff band: only office and admin staff (and the pupil's guardians) may
+# read it (docs/accounts.md, 'What each role sees of a pupil').
+TARIFF_BAND = "QF-tranche-7"
 # school slug → rooms (the first is its teacher's) → families: (parent, pupils with room)
 PLAN = {
     "alpha": ("École Alpha", ["Salle Azur", f"Salle Bleuet {XSS[1]}"], [
@@ -116,7 +119,8 @@ def _family(session: Session, campus_slug: str, school: School, rooms: list,
     first = parent_name.split(" ", 1)[0]
     parent = factories.user(session, f"{first.lower()}@{campus_slug}.example.org",
                             name=parent_name)
-    pupils = [factories.pupil(session, rooms[room], name, surname, allergies=XSS[0])
+    pupils = [factories.pupil(session, rooms[room], name, surname, allergies=XSS[0],
+                              tariff_band=TARIFF_BAND)
               for name, surname, room in members]
     family = Family(parent, pupils)
     for pupil in pupils:

@@ -70,8 +70,11 @@ def test_stream_tokens_and_bearer_tokens_are_redacted(
         '%s - "%s %s HTTP/%s" %d', "10.0.0.9:5000", "GET",
         f"/cameras/1/stream.mjpg?t={secret}&lang=fr", "1.1", 200)
     logging.getLogger("x").info("sent Authorization: Bearer %s", secret)
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "10.0.0.9:5000", "POST", f"/login/reset/{secret}", "1.1",
+        303)
     lines = captured()
-    assert len(lines) == 2
+    assert len(lines) == 3
     for line in lines:
         assert secret not in line
     assert "/cameras/1/stream.mjpg?t=[redacted]&lang=fr" in json.loads(lines[0])["message"]
@@ -106,3 +109,26 @@ def test_each_request_gets_an_id_in_its_logs_and_its_response(
     entries = [json.loads(line) for line in captured()]
     ids = [entry.get("request_id") for entry in entries if entry["logger"] == "portal"]
     assert ids == ["proxy-42", fresh.headers["x-request-id"]]
+
+
+@pytest.mark.parametrize(("line", "secret"), [
+    ("camera http://10.0.0.9/video.cgi?user=admin&pwd=s3cret&res=hd offline", "s3cret"),
+    ("camera http://10.0.0.9/video.cgi?user=admin&pwd=s3cret&res=hd offline", "admin"),
+    ("camera rtsp://admin:s3cret@10.0.0.9:554/live offline", "s3cret"),
+    ("refused a form without a valid token on /login/reset/AbC_dEf-12345", "AbC_dEf-12345"),
+    ('10.0.0.9:5000 - "GET /welcome/12.1.1797000000.mAc_x HTTP/1.1" 200', "mAc_x"),
+    ('10.0.0.9:5000 - "POST /login/reset/tok3n?next=/ HTTP/1.1" 303', "tok3n"),
+])
+def test_one_routine_redacts_urls_queries_and_paths(
+    capsys: pytest.CaptureFixture[str], line: str, secret: str
+) -> None:
+    assert secret not in logs.redact(line)
+    captured = json_logs(capsys)
+    logging.getLogger("x").info("%s", line)
+    logging.getLogger("x").info("text: " + line.replace("%", "%%"))
+    (first, second) = captured()
+    assert secret not in first
+    assert secret not in second
+    assert "[redacted]" in json.loads(first)["message"]
+    assert logs.redact("GET /staff/classes/3?first=2026-11-01") == \
+        "GET /staff/classes/3?first=2026-11-01"

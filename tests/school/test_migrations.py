@@ -51,7 +51,7 @@ def test_postgresql_from_empty_to_head(pg_url: str) -> None:
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_0011_moves_system_balances_to_their_postings_and_back(
+def test_0013_moves_system_balances_to_their_postings_and_back(
     db: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """A database of 0012, where meal revenue's and the cash drawer's rows held their
@@ -100,4 +100,36 @@ def test_0011_moves_system_balances_to_their_postings_and_back(
         command.downgrade(config, "0012")
     with engine.connect() as conn:
         assert conn.execute(text(rows.format(*ids))).scalars().all() == [650, -1000, 350]
+
+
+def test_0014_seals_the_totp_secrets_already_stored(tmp_path: Path) -> None:
+    import pyotp
+    from sqlalchemy import text
+
+    from school import totp
+    from school.migrate import alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    upgrade(engine, "0013")
+    secret = pyotp.random_base32()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO app_user (email, full_name, is_active, created_at, "
+                          "totp_secret) VALUES ('a@example.org', 'A', 1, "
+                          "'2026-11-24 10:00:00.000000', :s)"), {"s": secret})
+    upgrade(engine, secret_key="k" * 40)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT totp_secret FROM app_user")).scalar_one()
+    assert secret not in stored
+    assert totp.open_secret(stored, "k" * 40) == secret
+    with pytest.raises(totp.SecretUnreadable):
+        totp.open_secret(stored, "another key" * 4)
+    # And back: the downgrade opens them again.
+    from alembic import command
+
+    config = alembic_config(engine)
+    with engine.begin() as conn:
+        config.attributes.update(connection=conn, secret_key="k" * 40)
+        command.downgrade(config, "0013")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT totp_secret FROM app_user")).scalar_one() == secret
     engine.dispose()

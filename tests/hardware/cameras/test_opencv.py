@@ -96,6 +96,11 @@ def test_credentials_never_appear_in_the_name() -> None:
     assert redact("http://cam/video.mjpg") == "http://cam/video.mjpg"
 
 
+def test_a_login_in_the_query_never_appears_in_the_name() -> None:
+    cam = OpenCVCamera("http://10.0.0.9/video.cgi?user=admin&pwd=s3cret&res=hd")
+    assert cam.name == "http://10.0.0.9/video.cgi?user=***&pwd=***&res=***"
+
+
 def test_it_is_a_camera_source(driver: OpenCVCamera) -> None:
     assert isinstance(driver, CameraSource)
     assert isinstance(open_camera("http://127.0.0.1:1/x.mjpg"), OpenCVCamera)
