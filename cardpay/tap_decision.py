@@ -171,7 +171,7 @@ def _card_state(conn: Connection, tap: TapInput, uid: str) -> CardState | None:
 
     def read() -> CardState | None:
         return tap_rows.card_state(
-            conn, uid, school_id=tap.school_id, read_at=read_at,
+            conn, uid, school_id=tap.school_id, device_id=tap.device_id, read_at=read_at,
             day=canteen.day_bounds(rules, school_day(rules, read_at)),
             retap_from=read_at - tap.canteen.retap,
         )

@@ -70,12 +70,14 @@ _SPENT = (
     .scalar_subquery()
 )
 _FIRST_MEAL = select(func.min(_EARLIER.c.read_at)).where(*_EATEN_TODAY).scalar_subquery()
-# The first tap of this card within the re-tap window (by the (card_uid, read_at) index).
+# The first tap of this card at this till within the re-tap window (by the (card_uid,
+# read_at) index). At another till it is another tray: a second meal, not a re-tap.
 _RETAP_OF = (
     select(_EARLIER.c.id)
     .where(
         _EARLIER.c.card_uid == _CARD.c.uid,
         _EARLIER.c.card_id == _CARD.c.id,
+        _EARLIER.c.device_id == bindparam("device_id"),
         _EARLIER.c.repeat_of_id.is_(None),
         _EARLIER.c.read_at > bindparam("retap_from"),
         _EARLIER.c.read_at <= bindparam("read_at"),
@@ -251,6 +253,7 @@ def card_state(
     uid: str,
     *,
     school_id: int,
+    device_id: int,
     read_at: datetime,
     day: tuple[datetime, datetime],
     retap_from: datetime,
@@ -258,7 +261,8 @@ def card_state(
     """The card with this UID, of a pupil of `school_id`, and the pupil's state at
     `read_at`; None for no such card in that school (another school's card included)."""
     params = {
-        "uid": uid, "school_id": school_id, "day_start": day[0], "day_end": day[1],
+        "uid": uid, "school_id": school_id, "device_id": device_id,
+        "day_start": day[0], "day_end": day[1],
         "retap_from": retap_from, "read_at": read_at,
     }
     row = _CARD_STATE.first(conn, params)

@@ -215,3 +215,28 @@ def test_time_of_the_offline_meal_is_kept(canteen: Canteen) -> None:
         [row] = disagreements.listed(s, school_id=canteen.s.school.id or 0)
         assert row.read_at == eaten_at
         assert row.settled_at == eaten_at + timedelta(hours=1, minutes=1)
+
+
+def test_a_card_at_another_till_within_seconds_is_another_meal_not_a_re_tap(
+    canteen: Canteen,
+) -> None:
+    """A re-tap is the same card again at the same till. At another till within seconds
+    it is another tray: refused online (one meal a day), charged if that till served it
+    offline. (As a re-tap, it once showed green at the second till for free.)"""
+    with Session(canteen.engine) as s:
+        till_b, _ = add_device(session=s, school=canteen.s.school, kind=DeviceKind.TILL,
+                               name="till-B")
+        s.commit()
+        s.refresh(till_b)
+        s.expunge(till_b)
+    assert _tap(canteen, uid=UID_CLASSIC).accepted
+    canteen.clock.advance(seconds=3)
+    online = _tap(canteen, uid=UID_CLASSIC, device=till_b)
+    assert (online.accepted, online.repeat, online.reason) == (False, False, "already_eaten")
+    again_at_a = _tap(canteen, uid=UID_CLASSIC)  # at till A, within seconds: a re-tap
+    assert (again_at_a.accepted, again_at_a.repeat) == (True, True)
+    canteen.clock.advance(seconds=30)
+    served = _tap(canteen, uid=UID_CLASSIC, device=till_b, offline=True)
+    assert (served.accepted, served.repeat) == (True, False)
+    assert canteen.meals() == 2
+    assert canteen.balance(canteen.lea) == 1000 - 2 * 350
