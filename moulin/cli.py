@@ -1,45 +1,81 @@
-"""The `moulin` command: one entry point for operators, developers and the demo."""
+"""The `moulin` command: one entry point for operators, developers and the demo.
+
+Each command's module is imported only when that command runs (or when `moulin --help`
+lists them all): `moulin reader` on a till box then loads the reader daemon, not the web
+server, the database layer or OpenCV.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import Any
 
 import typer
 from pydantic import ValidationError
+from typer.core import TyperGroup
 
-from moulin.commands import (
-    camera_node,
-    card,
-    db,
-    devices,
-    gdpr,
-    imports,
-    mock,
-    people,
-    reader,
-    serve,
-)
 from school import logs
 from school.settings import Settings
 
+# name: (module, attribute, kind). A "group" attribute is a typer.Typer of subcommands,
+# a "command" one a function. Listed in the order `moulin --help` shows them.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": ("moulin.commands.serve", "serve", "command"),
+    "demo": ("moulin.commands.serve", "demo", "command"),
+    "camera-node": ("moulin.commands.camera_node", "camera_node", "command"),
+    "db": ("moulin.commands.db", "app", "group"),
+    "school": ("moulin.commands.people", "school_app", "group"),
+    "user": ("moulin.commands.people", "user_app", "group"),
+    "people": ("moulin.commands.gdpr", "people_app", "group"),
+    "gdpr": ("moulin.commands.gdpr", "gdpr_app", "group"),
+    "device": ("moulin.commands.devices", "app", "group"),
+    "import": ("moulin.commands.imports", "app", "group"),
+    "reader": ("moulin.commands.reader", "app", "group"),
+    "mock": ("moulin.commands.mock", "app", "group"),
+    "card": ("moulin.commands.card", "app", "group"),
+}
+
+
+def load_command(name: str) -> Any:
+    """The click command for `moulin NAME`, its module imported now (typed Any: typer
+    keeps click's classes in a private, vendored module)."""
+    module, attribute, kind = COMMANDS[name]
+    target: Any = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer(add_completion=False)
+    holder.callback()(_nothing)  # a callback makes typer build a group around `name`
+    if kind == "group":
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    group = typer.main.get_command(holder)
+    assert isinstance(group, TyperGroup)
+    return group.commands[name]
+
+
+def _nothing() -> None:
+    pass
+
+
+class LazyCommands(TyperGroup):
+    """`moulin`'s subcommands, each loaded on first use (click's documented lazy-group
+    pattern: `list_commands` names them, `get_command` builds one)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS:
+            return load_command(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
+    cls=LazyCommands,
     help="Moulin: a school's cashless canteen and classroom webcams.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(db.app, name="db")
-app.add_typer(people.school_app, name="school")
-app.add_typer(people.user_app, name="user")
-app.add_typer(gdpr.people_app, name="people")
-app.add_typer(gdpr.gdpr_app, name="gdpr")
-app.add_typer(devices.app, name="device")
-app.add_typer(imports.app, name="import")
-app.add_typer(reader.app, name="reader")
-app.add_typer(mock.app, name="mock")
-app.add_typer(card.app, name="card")
-app.command("serve")(serve.serve)
-app.command("demo")(serve.demo)
-app.command("camera-node")(camera_node.camera_node)
 
 
 @app.callback()

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from school.db import make_engine
-from school.errors import NotFound
-from school.models import School
-from school.people import get_school
 from school.settings import Settings
+
+if TYPE_CHECKING:  # the database layer is imported by the commands that use it
+    from sqlalchemy.engine import Engine
+    from sqlmodel import Session
+
+    from school.models import School
 
 console = Console()
 errors = Console(stderr=True)
@@ -37,6 +37,8 @@ def load_settings() -> Settings:
 @contextmanager
 def database(settings: Settings | None = None) -> Iterator[Engine]:
     """An engine for one command, its connections closed when the command is done."""
+    from school.db import make_engine
+
     eng = make_engine((settings or load_settings()).effective_database_url)
     try:
         yield eng
@@ -45,6 +47,9 @@ def database(settings: Settings | None = None) -> Iterator[Engine]:
 
 
 def school(session: Session, slug: str | None) -> School:
+    from school.errors import NotFound
+    from school.people import get_school
+
     try:
         return get_school(session, slug)
     except NotFound as exc:

@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(python3 python3-venv python3-dev gcc make swig libpcsclite-dev pcscd vsmartcard-vpcd)
 if [ "${1:-test}" = test ]; then
-  want+=(chromium postgresql fonts-dejavu-core)
+  want+=(chromium postgresql fonts-dejavu-core mount util-linux)  # mount, unshare: a pcscd per test process
 fi
 if [ "${1:-test}" = bench ]; then
   want+=(motion)

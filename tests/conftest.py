@@ -21,7 +21,7 @@ from school.db import make_engine
 from school.migrate import upgrade
 from school.settings import Settings
 from tests import factories
-from tests.hardware.pcscd import Pcscd, PcscdMissing
+from tests.hardware.pcscd import Pcscd, PcscdMissing, own_run_dir
 from tests.pg import Cluster
 from tests.smtp import Inbox, smtp_server
 
@@ -29,6 +29,17 @@ from tests.smtp import Inbox, smtp_server
 # (tests/cardpay/test_till_model.py reads the loaded profile's budget).
 hypothesis_settings.register_profile("long", max_examples=300, stateful_step_count=60,
                                      deadline=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each process that runs tests (every xdist worker, or the one process without
+    xdist) gets its own /run/pcscd, so its own pcscd (tests/hardware/pcscd.py). The xdist
+    controller runs none and keeps the machine's. Here, before any test starts a thread."""
+    controller = bool(getattr(config.option, "numprocesses", None)) and not hasattr(
+        config, "workerinput"
+    )
+    if not controller:
+        own_run_dir()
 
 
 @pytest.fixture(autouse=True)

@@ -1,12 +1,19 @@
 """A pcscd for the test run: started in the foreground with only the vpcd driver, on a
-free TCP port, and stopped (or restarted, for fault tests) by the tests themselves."""
+free TCP port, and stopped (or restarted, for fault tests) by the tests themselves.
+
+pcscd 1.9.9 (Debian 12) has /run/pcscd compiled in, for its socket and its pid file (the
+client library reads PCSCLITE_CSOCK_NAME, the daemon does not), so one pcscd per mount
+namespace: `own_run_dir()` gives a test process its own empty /run/pcscd, and with it its
+own pcscd, whatever the other xdist workers and test runs on the machine do."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,14 +21,48 @@ from pathlib import Path
 from smartcard import scard
 
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
-PID_FILE = Path("/run/pcscd/pcscd.pid")
+RUN_DIR = Path("/run/pcscd")
+PID_FILE = RUN_DIR / "pcscd.pid"
 READER = "Virtual PCD 00 00"
 HINT = "run `make test`, which installs pcscd and vsmartcard-vpcd"
 _FREE_FOR = 3.0  # seconds without another pcscd before starting ours
 
 
+_CLONE_NEWNS = 0x00020000  # <sched.h>
+_private = False  # whether own_run_dir() succeeded in this process
+
+
 class PcscdMissing(RuntimeError):
     pass
+
+
+def own_run_dir() -> bool:
+    """Put this process in a mount namespace of its own with an empty tmpfs on /run/pcscd.
+
+    Call it from the main thread before the tests start threads: unshare(2) moves the
+    calling thread, and the threads and processes it starts later (pcscd, servers,
+    daemons) inherit the namespace; a thread started before keeps the machine's (an xdist
+    worker's execnet thread, which never uses pcscd). Needs root (CAP_SYS_ADMIN); False,
+    with nothing changed, where it is refused: the machine's /run/pcscd is shared then.
+    """
+    global _private
+    if _private:
+        return True
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        return False
+    RUN_DIR.mkdir(parents=True, exist_ok=True)  # the mount point, as pcscd's package makes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNS) != 0:
+        return False
+    # Private first: / is usually a shared mount, and the tmpfs would show on the host.
+    for cmd in (
+        ["mount", "--make-rprivate", "/"],
+        ["mount", "-t", "tmpfs", "-o", "mode=0755,size=4m", "moulin-pcscd", str(RUN_DIR)],
+    ):
+        if subprocess.run(cmd, capture_output=True, check=False).returncode != 0:
+            return False  # still the machine's /run/pcscd, in a copy of its namespace
+    _private = True
+    return True
 
 
 def _port_pair_free(port: int) -> bool:
@@ -74,6 +115,10 @@ class Pcscd:
         self._process: subprocess.Popen[bytes] | None = None
         self._started_once = False
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def start(self, timeout: float = 20.0) -> None:
         # pcscd always uses /run/pcscd: one per machine. Another test run's may hold it
         # for a few minutes, so wait for it to go (never stop someone else's).
@@ -81,7 +126,8 @@ class Pcscd:
         # /run/pcscd empty for a moment, and starting ours then would mix the two runs.
         patience = float(os.environ.get("MOULIN_TEST_PCSCD_WAIT", "300"))
         deadline = time.monotonic() + patience
-        free_for = 0.0 if self._started_once else _FREE_FOR  # a restart of our own
+        # Not for a restart of our own, nor in our own /run/pcscd (nobody else's is there).
+        free_for = 0.0 if self._started_once or _private else _FREE_FOR
         other, free_since = _other_pcscd_running(), time.monotonic()
         while time.monotonic() < deadline and (
             other is not None or time.monotonic() - free_since < free_for
@@ -93,7 +139,9 @@ class Pcscd:
         if other is not None:
             raise PcscdMissing(
                 f"another pcscd (pid {other}) is running; the tests need their own: stop it "
-                "(systemctl disable --now pcscd.socket pcscd) or run `make test`"
+                "(systemctl disable --now pcscd.socket pcscd) or run `make test` (as root, "
+                "each test process gets a /run/pcscd of its own; without root, run the "
+                "pcscd tests in one process: -n 0)"
             )
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(

@@ -91,7 +91,9 @@ def test_a_card_left_on_the_reader_is_reported_once(rig: Rig) -> None:
 def test_waiting_without_a_card_times_out_without_spinning(rig: Rig) -> None:
     cpu, started = time.process_time(), time.monotonic()
     assert rig.reader.wait_for_card(1.5) is None
-    assert 1.4 <= time.monotonic() - started < 4
+    # It waited (1.5 s), and came back: how late depends on the machine's load, so the
+    # bound is loose; spinning shows in the CPU time, which load does not inflate.
+    assert 1.4 <= time.monotonic() - started < 1.5 + 10
     assert time.process_time() - cpu < 0.5
 
 

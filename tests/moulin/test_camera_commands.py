@@ -42,14 +42,18 @@ def running(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[s
         proc.communicate(timeout=20)
 
 
-def wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> httpx.Response:
+def wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> httpx.Response:
+    """The first answer from `url`. A loaded machine can take tens of seconds to start
+    a server; one that never answers is stopped before its output is read (reading the
+    pipe of a live process would wait for the test's time limit instead)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return httpx.get(url, timeout=1)
         except httpx.TransportError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read() if proc.stdout else ""
+                proc.terminate()
+                out, _ = proc.communicate(timeout=20)
                 pytest.fail(f"{url} never answered:\n{out}")
             time.sleep(0.2)
 
