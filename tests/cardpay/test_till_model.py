@@ -226,14 +226,18 @@ class World:
         return create_app(self.settings, self.engine, clock=self.clock)
 
     def restart_server(self) -> None:
-        self.live.stop()
-        self.live.app.state.till.close()
+        self._stop()
         self.live.app = self.app()
         self.live.start()
 
-    def close(self) -> None:
+    def _stop(self) -> None:
+        """What the app's shutdown does (the server here runs without its lifespan)."""
         self.live.stop()
         self.live.app.state.till.close()
+        self.live.app.state.loop_reads.close()
+
+    def close(self) -> None:
+        self._stop()
         self.engine.dispose()
 
 

@@ -91,7 +91,7 @@ def test_parent_sees_their_two_children(live_server: str, page: Page) -> None:
 
 
 def test_staff_see_the_classes(live_server: str, page: Page) -> None:
-    sign_in(page, live_server, "teacher@example.org")
+    sign_in(page, live_server, "office@example.org")  # a teacher sees only their own
     assert page.url == f"{live_server}/staff"
     rows = page.locator("table.classes tbody tr").all_inner_texts()
     assert [" ".join(row.split()) for row in rows] == ["CE1 1", "CP 2"]
