@@ -15,7 +15,7 @@ from cardpay.models import CardKind, Disagreement, LedgerTransaction, Tap, Trans
 from cardpay.snapshot import snapshot
 from cardpay.till import TapRequest
 from school.devices import add_device
-from school.models import AuditEvent, DeviceKind, School
+from school.models import AuditEvent, Device, DeviceKind, School
 from tests import factories
 from tests.cardpay.cardsim import card_tap
 from tests.cardpay.test_till import KEYS, UID_CLASSIC, UID_SECURE, Canteen, canteen
@@ -33,6 +33,16 @@ def _tap(canteen: Canteen, *, uid: str, sun: str | None = None, offline: bool | 
     request = TapRequest(tap_id=tap_id or str(uuid.uuid4()), read_at=canteen.clock(), uid=uid,
                          sun_url=sun, offline_accepted=offline)
     return canteen.till.tap(device or canteen.device, request)
+
+
+def _another_till(canteen: Canteen) -> Device:
+    with Session(canteen.engine) as s:
+        till, _ = add_device(session=s, school=canteen.s.school, kind=DeviceKind.TILL,
+                             name="till-B")
+        s.commit()
+        s.refresh(till)
+        s.expunge(till)
+    return till
 
 
 def _problems(canteen: Canteen) -> list[str]:
@@ -85,12 +95,7 @@ def test_a_meal_served_offline_is_charged_when_a_later_read_arrived_first(
 ) -> None:
     """Till B served counter 5 offline; till A charged counter 6 online the next day;
     then B's journal sent its tap in. Both meals were served: both are charged."""
-    with Session(canteen.engine) as s:
-        till_b, _ = add_device(session=s, school=canteen.s.school, kind=DeviceKind.TILL,
-                               name="till-B")
-        s.commit()
-        s.refresh(till_b)
-        s.expunge(till_b)
+    till_b = _another_till(canteen)
     served_offline_at = canteen.clock()
     canteen.clock.advance(days=2)  # Thursday: the canteen is closed on Wednesdays
     online = _tap(canteen, uid=UID_SECURE.hex(), sun=_sun_url(UID_SECURE, 6))
@@ -223,12 +228,7 @@ def test_a_card_at_another_till_within_seconds_is_another_meal_not_a_re_tap(
     """A re-tap is the same card again at the same till. At another till within seconds
     it is another tray: refused online (one meal a day), charged if that till served it
     offline. (As a re-tap, it once showed green at the second till for free.)"""
-    with Session(canteen.engine) as s:
-        till_b, _ = add_device(session=s, school=canteen.s.school, kind=DeviceKind.TILL,
-                               name="till-B")
-        s.commit()
-        s.refresh(till_b)
-        s.expunge(till_b)
+    till_b = _another_till(canteen)
     assert _tap(canteen, uid=UID_CLASSIC).accepted
     canteen.clock.advance(seconds=3)
     online = _tap(canteen, uid=UID_CLASSIC, device=till_b)
