@@ -3,6 +3,7 @@ a settable clock, and a small school."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import uuid
@@ -153,3 +154,13 @@ def smtp() -> Iterator[Inbox]:
     """A local SMTP server that keeps what it receives."""
     with smtp_server() as inbox:
         yield inbox
+
+
+@pytest.fixture(autouse=True)
+def _collect_after_postgres(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A PostgreSQL connection left open is reported by psycopg only when it is collected,
+    which can be during any later test: collect after each PostgreSQL test, so the error
+    lands on the test that leaked (as the 0013 migration test's did)."""
+    yield
+    if request.node.get_closest_marker("postgres"):
+        gc.collect()

@@ -100,6 +100,7 @@ def test_0013_moves_system_balances_to_their_postings_and_back(
         command.downgrade(config, "0012")
     with engine.connect() as conn:
         assert conn.execute(text(rows.format(*ids))).scalars().all() == [650, -1000, 350]
+    engine.dispose()
 
 
 def test_0014_seals_the_totp_secrets_already_stored(tmp_path: Path) -> None:
