@@ -285,7 +285,10 @@ def _refuse(conn: Connection, tap: TapInput, record: TapRecord, pupil: PupilRow 
 def _answer_again(conn: Connection, tap: TapInput, found: RecordedTap) -> Verdict:
     """The verdict a till is sent again when it retries a recorded tap; when its journal
     now says it decided the tap alone, the tap ends as the till did."""
-    if tap.request.offline_accepted is not None:
+    # Only a tap the server decided live can differ from what the till did alone; a
+    # journal's retry of a tap it sent in offline in the first place is answered as is.
+    if tap.request.offline_accepted is not None and not found.decided_offline \
+            and found.repeat_of_id is None:
         with _orm(conn) as session:
             row = session.get_one(Tap, found.id)
             disagreements.settle(session, row, till_accepted=tap.request.offline_accepted,

@@ -53,6 +53,7 @@ from cardpay.errors import LeavingError
 from cardpay.integrity import check_integrity
 from cardpay.ledger import post
 from cardpay.models import (
+    Account,
     AccountKind,
     CanteenSettings,
     CardKind,
@@ -510,8 +511,6 @@ class TillModel(RuleBasedStateMachine):
         names it (the meal, and whatever settled it later)."""
         ids = {t.tap_id for t in self.taps}
         with Session(self.world.engine) as session:
-            from cardpay.models import Account
-
             rows = session.exec(
                 select(LedgerTransaction.client_id, func.sum(Posting.amount_cents))
                 .join(Posting, col(Posting.transaction_id) == col(LedgerTransaction.id))
