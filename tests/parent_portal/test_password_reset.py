@@ -256,7 +256,7 @@ def test_links_never_follow_the_host_header(
     app = create_app(development, engine, clock=clock)
     with TestClient(app, follow_redirects=False, base_url="http://evil.example") as client:
         ask(client, "parent@example.org")
-    smtp.wait_for(1)
+        smtp.wait_for(1)  # while the app, and so its outbox worker, still runs
     body = smtp.received[-1][1].get_content()
     assert "evil.example" not in body
     assert "http://127.0.0.1:8123/login/reset/" in body
